@@ -1,0 +1,1 @@
+"""Checkpoints (our safetensors format), official-pickle import, image files."""

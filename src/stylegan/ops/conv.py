@@ -1,0 +1,158 @@
+"""Convolution fused with FIR resampling, and the modulated convolution of StyleGAN2 (Sec. 2.2).
+
+`conv2d_resample` is defined by its reference form (upsample with FIR, convolve, downsample with
+FIR) and evaluated by cheaper, equivalent forms: strided conv for downsampling, transposed strided
+conv for upsampling, resampling on the cheaper side of a 1x1 conv. `conv2d_resample_reference`
+keeps the plain form beside them; tests assert they agree.
+
+`flip_weight=False` makes the op a true convolution (kernel flipped w.r.t. `torch.conv2d`'s
+correlation). It exists so weights trained with the official code, which flips the kernel in its
+upsampling layers, reproduce their outputs exactly.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .filters import Padding, _padding4, filter_size, upfirdn2d
+
+
+def _resample_padding(f: torch.Tensor | None, up: int, down: int, padding: Padding) -> list[int]:
+    """Padding (x0, x1, y0, y1) that centres the FIR filter around the resampled grid."""
+    px0, px1, py0, py1 = _padding4(padding)
+    fw, fh = filter_size(f)
+    if up > 1:
+        px0 += (fw + up - 1) // 2
+        px1 += (fw - up) // 2
+        py0 += (fh + up - 1) // 2
+        py1 += (fh - up) // 2
+    if down > 1:
+        px0 += (fw - down + 1) // 2
+        px1 += (fw - down) // 2
+        py0 += (fh - down + 1) // 2
+        py1 += (fh - down) // 2
+    return [px0, px1, py0, py1]
+
+
+def _conv(x: torch.Tensor, w: torch.Tensor, *, stride: int = 1, padding: int | list[int] = 0,
+          groups: int = 1, transpose: bool = False, flip_weight: bool = True) -> torch.Tensor:
+    if not flip_weight and (w.shape[2] > 1 or w.shape[3] > 1):
+        w = w.flip([2, 3])
+    if transpose:
+        return F.conv_transpose2d(x, w, stride=stride, padding=padding, groups=groups)
+    return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+
+
+def conv2d_resample_reference(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None,
+                              up: int = 1, down: int = 1, padding: Padding = 0, groups: int = 1,
+                              flip_weight: bool = True) -> torch.Tensor:
+    """Plain form: FIR upsample (gain up^2) -> conv -> FIR downsample. x: [N, Cin, H, W]."""
+    p = _resample_padding(f, up, down, padding)
+    x = upfirdn2d(x, f if up > 1 else None, up=up, padding=p, gain=up ** 2)
+    x = _conv(x, w, groups=groups, flip_weight=flip_weight)
+    if down > 1:
+        x = upfirdn2d(x, f, down=down)
+    return x
+
+
+def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None,
+                    up: int = 1, down: int = 1, padding: Padding = 0, groups: int = 1,
+                    flip_weight: bool = True) -> torch.Tensor:
+    """conv2d with integrated FIR up/downsampling; same result as `conv2d_resample_reference`.
+
+    x: [N, Cin, H, W]; w: [Cout, Cin/groups, kh, kw]; f: filter from `setup_filter`;
+    returns [N, Cout, H*up/down, W*up/down] for 'same' padding (kernel_size // 2).
+    """
+    cout, cin_g, kh, kw = w.shape
+    px0, px1, py0, py1 = _resample_padding(f, up, down, padding)
+
+    if kh == 1 and kw == 1 and down > 1 and up == 1:  # 1x1: decimate first, then convolve
+        x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1])
+        return _conv(x, w, groups=groups, flip_weight=flip_weight)
+    if kh == 1 and kw == 1 and up > 1 and down == 1:  # 1x1: convolve first, then interpolate
+        x = _conv(x, w, groups=groups, flip_weight=flip_weight)
+        return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up ** 2)
+    if down > 1 and up == 1:  # low-pass, then strided conv
+        x = upfirdn2d(x, f, padding=[px0, px1, py0, py1])
+        return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight)
+    if up > 1:  # transposed strided conv does zero insertion + conv in one op; then FIR
+        if groups == 1:
+            wt = w.transpose(0, 1)  # [Cin, Cout, kh, kw]
+        else:
+            wt = w.reshape(groups, cout // groups, cin_g, kh, kw).transpose(1, 2)
+            wt = wt.reshape(groups * cin_g, cout // groups, kh, kw)
+        px0 -= kw - 1
+        px1 -= kw - up
+        py0 -= kh - 1
+        py1 -= kh - up
+        pxt = max(min(-px0, -px1), 0)
+        pyt = max(min(-py0, -py1), 0)
+        x = _conv(x, wt, stride=up, padding=[pyt, pxt], groups=groups, transpose=True,
+                  flip_weight=not flip_weight)
+        x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2)
+        if down > 1:
+            x = upfirdn2d(x, f, down=down)
+        return x
+    if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:  # plain conv with symmetric padding
+        return _conv(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)
+    return conv2d_resample_reference(x, w, f, up=up, down=down, padding=padding, groups=groups,
+                                     flip_weight=flip_weight)
+
+
+def modulated_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    *,
+    up: int = 1,
+    down: int = 1,
+    padding: int = 0,
+    resample_filter: torch.Tensor | None = None,
+    demodulate: bool = True,
+    flip_weight: bool = True,
+    fused: bool = True,
+) -> torch.Tensor:
+    """Weight modulation and demodulation (StyleGAN2 Eq. 1-3).
+
+    w'_oik = s_i * w_oik;  w''_oik = w'_oik / sqrt(sum_{i,k} w'_oik^2 + 1e-8).
+
+    x: [N, I, H, W]; weight: [O, I, kh, kw]; styles: [N, I] -> [N, O, H', W'].
+    `fused=True` builds one weight per sample and runs a single grouped convolution (groups = N);
+    `fused=False` scales activations before and after a shared-weight convolution instead, which is
+    mathematically identical (demodulation is a per-output-channel scale) and faster for large
+    batches and for training on some backends.
+    """
+    n = x.shape[0]
+    o, i, kh, kw = weight.shape
+    if styles.shape != (n, i):
+        raise ValueError(f"styles must be [N={n}, I={i}], got {tuple(styles.shape)}")
+    if x.shape[1] != i:
+        raise ValueError(f"input has {x.shape[1]} channels, weight expects {i}")
+
+    if x.dtype == torch.float16 and demodulate:
+        # Pre-normalise so the per-sample weight cannot overflow fp16; demodulation undoes the scale.
+        weight = weight * (1 / (i * kh * kw) ** 0.5 / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+
+    wmod = None
+    dcoefs = None
+    if demodulate or fused:
+        wmod = weight.unsqueeze(0) * styles.reshape(n, 1, i, 1, 1)  # [N, O, I, kh, kw]
+    if demodulate:
+        dcoefs = (wmod.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
+
+    if not fused:
+        x = x * styles.to(x.dtype).reshape(n, i, 1, 1)
+        x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, down=down,
+                            padding=padding, flip_weight=flip_weight)
+        if demodulate:
+            x = x * dcoefs.to(x.dtype).reshape(n, o, 1, 1)
+        return x
+
+    if demodulate:
+        wmod = wmod * dcoefs.reshape(n, o, 1, 1, 1)
+    x = x.reshape(1, n * i, *x.shape[2:])  # fold the batch into channels: [1, N*I, H, W]
+    wmod = wmod.reshape(n * o, i, kh, kw)
+    x = conv2d_resample(x, wmod.to(x.dtype), resample_filter, up=up, down=down, padding=padding,
+                        groups=n, flip_weight=flip_weight)
+    return x.reshape(n, o, *x.shape[2:])
