@@ -1,0 +1,1 @@
+"""Generation and analysis tools: sampling, the papers' figures, videos, projection."""

@@ -1,0 +1,74 @@
+"""Seeds -> latents -> images: the sampling shared by every tool.
+
+Latents come from `np.random.RandomState(seed).randn(z_dim)`, the convention of NVIDIA's
+`generate.py`, so a seed names the same image here and in the official repos.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ..nn import NoiseMode
+
+
+def parse_range(spec: str | Sequence[int]) -> list[int]:
+    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11]."""
+    if not isinstance(spec, str):
+        return [int(v) for v in spec]
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        if m:
+            a, b = int(m.group(1)), int(m.group(2))
+            if b < a:
+                raise ValueError(f"range {part!r} runs backwards")
+            out.extend(range(a, b + 1))
+        elif re.fullmatch(r"\d+", part):
+            out.append(int(part))
+        else:
+            raise ValueError(f"cannot parse {part!r} in {spec!r}: use e.g. '0-7,12'")
+    if not out:
+        raise ValueError(f"no numbers in {spec!r}")
+    return out
+
+
+def z_from_seeds(seeds: Iterable[int], z_dim: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """[len(seeds), z_dim] float32, one latent per seed (official generate.py convention)."""
+    z = np.stack([np.random.RandomState(int(s)).randn(z_dim) for s in seeds])
+    return torch.from_numpy(z).to(torch.float32).to(device)
+
+
+def class_labels(G, n: int, class_idx: int | None, device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """One-hot [n, c_dim] for a conditional G (class_idx required), None for an unconditional one."""
+    if G.c_dim == 0:
+        if class_idx is not None:
+            raise ValueError("this network is unconditional: --class does not apply")
+        return None
+    if class_idx is None:
+        raise ValueError(f"this network is conditional ({G.c_dim} classes): pass a class index (--class)")
+    if not 0 <= class_idx < G.c_dim:
+        raise ValueError(f"class {class_idx} out of range 0..{G.c_dim - 1}")
+    c = torch.zeros(n, G.c_dim, device=device)
+    c[:, class_idx] = 1
+    return c
+
+
+@torch.no_grad()
+def generate(G, seeds: Sequence[int], *, psi: float = 1.0, cutoff: int | None = None,
+             noise_mode: NoiseMode = "const", class_idx: int | None = None, batch: int = 16,
+             device: torch.device | str | None = None) -> torch.Tensor:
+    """Images for `seeds`: [len(seeds), C, H, W] float in about [-1, 1] on the CPU."""
+    device = torch.device(device) if device is not None else next(G.parameters()).device
+    out = []
+    for i in range(0, len(seeds), batch):
+        chunk = list(seeds[i:i + batch])
+        z = z_from_seeds(chunk, G.z_dim, device)
+        c = class_labels(G, len(chunk), class_idx, device)
+        out.append(G(z, c, psi=psi, cutoff=cutoff, noise_mode=noise_mode).cpu())
+    return torch.cat(out)
