@@ -1,0 +1,85 @@
+"""Typed training configuration. Named presets that fill it are in `stylegan.training.presets`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal, Optional, Tuple
+
+from ..models.config import DiscriminatorConfig, GeneratorConfig
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Adam (StyleGAN2: beta1 0, beta2 0.99, eps 1e-8); lazy regularization rescales lr and betas."""
+
+    lr: float = 0.002
+    betas: Tuple[float, float] = (0.0, 0.99)
+    eps: float = 1e-8
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """GAN loss and regularizers (SPEC 'Losses'; StyleGAN2 Sec. 3.1-3.2)."""
+
+    kind: Literal["logistic", "wgan-gp"] = "logistic"  # non-saturating logistic, or WGAN-GP (PGGAN / v1 CelebA-HQ)
+    r1_gamma: float = 10.0  # R1 = gamma/2 E||grad D(x)||^2 on reals (logistic loss only)
+    r1_interval: int = 16  # lazy regularization: every k minibatches, scaled by k (0: R1 in every D step)
+    pl_weight: float = 2.0  # path length regularization (0: off)
+    pl_interval: int = 4
+    pl_batch_shrink: int = 2
+    pl_decay: float = 0.01
+    style_mixing_prob: float = 0.9
+    wgan_lambda: float = 10.0
+    wgan_target: float = 1.0
+    wgan_epsilon: float = 0.001  # drift penalty on real logits
+
+
+@dataclass(frozen=True)
+class ProgressiveConfig:
+    """StyleGAN v1 / PGGAN progressive growing (SPEC 'Progressive growing')."""
+
+    start_resolution: int = 8
+    lod_training_kimg: float = 600.0
+    lod_transition_kimg: float = 600.0
+    batch_by_resolution: Tuple[Tuple[int, int], ...] = (
+        (4, 128), (8, 128), (16, 128), (32, 64), (64, 32), (128, 16), (256, 8), (512, 4), (1024, 4))
+    lr_by_resolution: Tuple[Tuple[int, float], ...] = ((128, 0.0015), (256, 0.002), (512, 0.003), (1024, 0.003))
+    base_lr: float = 0.001
+    reset_optimizer: bool = True
+
+
+@dataclass(frozen=True)
+class AugmentConfigRef:
+    """Which augmentation to use (the pipeline itself is `training.augment`)."""
+
+    mode: Literal["noaug", "ada", "fixed"] = "noaug"
+    p: float = 0.0  # initial (ada) or constant (fixed) probability
+    target: float = 0.6  # ada target for E[sign(D(real))]
+    pipe: str = "bgc"
+    interval: int = 4
+    speed_kimg: float = 500.0
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    G: GeneratorConfig
+    D: DiscriminatorConfig
+    G_opt: OptimizerConfig = field(default_factory=OptimizerConfig)
+    D_opt: OptimizerConfig = field(default_factory=OptimizerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfigRef = field(default_factory=AugmentConfigRef)
+    progressive: Optional[ProgressiveConfig] = None  # v1 presets only
+    batch: int = 32  # total over all GPUs
+    batch_gpu: Optional[int] = None  # per-GPU micro-batch (gradient accumulation); default batch/gpus
+    ema_kimg: float = 10.0  # G_ema half-life in thousands of images
+    ema_rampup: Optional[float] = None  # half-life <= rampup * images seen (cifar: 0.05)
+    total_kimg: float = 25000.0
+    mirror: bool = False
+    cond: bool = False
+    kimg_per_tick: float = 4.0
+    snap: int = 50  # ticks between network snapshots (and fake grids)
+    seed: int = 0
+    metrics: Tuple[str, ...] = ()
+    preset: str = ""  # name of the preset this config came from (for the run name and the log)
+
+    def replace(self, **kw) -> "TrainingConfig":
+        return replace(self, **kw)

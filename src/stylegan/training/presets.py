@@ -1,0 +1,90 @@
+"""Named training presets (`--cfg`): the official StyleGAN2-ADA ones, the papers' configs, CPU demos.
+
+A preset is a pure function of the dataset's shape and the GPU count -> TrainingConfig.
+Official values (stylegan2-ada-pytorch `train.py --cfg`):
+
+| preset    | batch | mbstd | channel_base | lr     | gamma  | ema kimg | map | notes                      |
+|-----------|-------|-------|--------------|--------|--------|----------|-----|----------------------------|
+| stylegan2 | 32    | 4     | 32768        | 0.002  | 10     | 10       | 8   | config F                   |
+| paper256  | 64    | 8     | 16384        | 0.0025 | 1      | 20       | 8   |                            |
+| paper512  | 64    | 8     | 32768        | 0.0025 | 0.5    | 20       | 8   |                            |
+| paper1024 | 32    | 4     | 32768        | 0.002  | 2      | 10       | 8   |                            |
+| cifar     | 64    | 32    | 32768        | 0.0025 | 0.01   | 500      | 2   | no PL, no mixing, D orig, ema rampup 0.05 |
+| auto      | by resolution and GPU count (see `_auto`)                                             |
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..models.config import DiscriminatorConfig, GeneratorConfig, MappingConfig
+from .config import LossConfig, OptimizerConfig, TrainingConfig
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What a preset needs to know about the data and the machine."""
+
+    resolution: int
+    channels: int = 3
+    c_dim: int = 0
+    gpus: int = 1
+
+
+Preset = Callable[[DataShape], TrainingConfig]
+
+
+def stylegan2_config(shape: DataShape, *, batch: int, mbstd: int, channel_base: int, lr: float,
+                     gamma: float, ema_kimg: float, map_layers: int, ema_rampup: float | None = None,
+                     pl_weight: float = 2.0, style_mixing_prob: float = 0.9, d_arch: str = "resnet",
+                     g_arch: str = "skip", channel_max: int = 512, z_dim: int = 512, w_dim: int = 512,
+                     num_fp16_res: int = 4, conv_clamp: float | None = 256, name: str = "") -> TrainingConfig:
+    """The StyleGAN2-ADA training setup with the knobs the official presets vary."""
+    G = GeneratorConfig(z_dim=z_dim, c_dim=shape.c_dim, w_dim=w_dim, img_resolution=shape.resolution,
+                        img_channels=shape.channels, mapping=MappingConfig(num_layers=map_layers),
+                        architecture=g_arch, channel_base=channel_base, channel_max=channel_max,
+                        num_fp16_res=num_fp16_res, conv_clamp=conv_clamp)
+    D = DiscriminatorConfig(c_dim=shape.c_dim, img_resolution=shape.resolution, img_channels=shape.channels,
+                            architecture=d_arch, channel_base=channel_base, channel_max=channel_max,
+                            num_fp16_res=num_fp16_res, conv_clamp=conv_clamp,
+                            mbstd_group_size=min(mbstd, max(batch // shape.gpus, 1)))
+    opt = OptimizerConfig(lr=lr)
+    loss = LossConfig(r1_gamma=gamma, pl_weight=pl_weight, style_mixing_prob=style_mixing_prob)
+    return TrainingConfig(G=G, D=D, G_opt=opt, D_opt=opt, loss=loss, batch=batch, ema_kimg=ema_kimg,
+                          ema_rampup=ema_rampup, cond=shape.c_dim > 0, preset=name)
+
+
+def _auto(shape: DataShape) -> TrainingConfig:
+    res, gpus = shape.resolution, shape.gpus
+    batch = max(min(gpus * min(4096 // res, 32), 64), gpus)
+    return stylegan2_config(shape, batch=batch, mbstd=min(batch // gpus, 4),
+                            channel_base=32768 if res >= 512 else 16384,
+                            lr=0.002 if res >= 1024 else 0.0025, gamma=0.0002 * res ** 2 / batch,
+                            ema_kimg=batch * 10 / 32, ema_rampup=0.05, map_layers=2, name="auto")
+
+
+PRESETS: dict[str, Preset] = {
+    "stylegan2": lambda s: stylegan2_config(s, batch=32, mbstd=4, channel_base=32768, lr=0.002, gamma=10,
+                                            ema_kimg=10, map_layers=8, name="stylegan2"),
+    "paper256": lambda s: stylegan2_config(s, batch=64, mbstd=8, channel_base=16384, lr=0.0025, gamma=1,
+                                           ema_kimg=20, map_layers=8, name="paper256"),
+    "paper512": lambda s: stylegan2_config(s, batch=64, mbstd=8, channel_base=32768, lr=0.0025, gamma=0.5,
+                                           ema_kimg=20, map_layers=8, name="paper512"),
+    "paper1024": lambda s: stylegan2_config(s, batch=32, mbstd=4, channel_base=32768, lr=0.002, gamma=2,
+                                            ema_kimg=10, map_layers=8, name="paper1024"),
+    "cifar": lambda s: stylegan2_config(s, batch=64, mbstd=32, channel_base=32768, lr=0.0025, gamma=0.01,
+                                        ema_kimg=500, ema_rampup=0.05, map_layers=2, pl_weight=0,
+                                        style_mixing_prob=0, d_arch="orig", name="cifar"),
+    "auto": _auto,
+}
+
+
+def preset_names() -> list[str]:
+    return sorted(PRESETS)
+
+
+def resolve_preset(name: str, shape: DataShape) -> TrainingConfig:
+    """The TrainingConfig of preset `name` for data of `shape`; unknown names list the valid ones."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown --cfg {name!r}; choose one of: {', '.join(preset_names())}")
+    return PRESETS[name](shape)
