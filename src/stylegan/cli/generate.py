@@ -1,0 +1,67 @@
+"""`stylegan generate`: images from seeds (or a projected w), with truncation and noise control."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from ._common import device_option, load_network, resolve_device
+
+
+@click.command("generate")
+@click.option("--network", "network_path", required=True, help="Checkpoint (.safetensors) or official .pkl.")
+@click.option("--seeds", help="Seeds, e.g. '0-7,12'.")
+@click.option("--trunc", "psi", type=float, default=1.0, show_default=True, help="Truncation psi.")
+@click.option("--trunc-cutoff", "cutoff", type=int, default=None, help="Truncate only the first N style inputs.")
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional networks).")
+@click.option("--projected-w", type=click.Path(dir_okay=False), help="projected_w.npz from `stylegan project`.")
+@click.option("--grid", is_flag=True, help="Also write all images as one grid.png.")
+@click.option("--batch", type=int, default=16, show_default=True)
+@click.option("--outdir", required=True, type=click.Path(file_okay=False), help="Where to write PNGs.")
+@device_option
+def command(network_path, seeds, psi, cutoff, noise_mode, class_idx, projected_w, grid, batch, outdir, device):
+    """Generate images: one PNG per seed (seedNNNN.png), or per w in --projected-w."""
+    from ..io.images import make_grid, save_image, to_uint8
+    from ..synth.sample import generate, parse_range
+
+    dev = resolve_device(device)
+    G = load_network(network_path, dev)
+    outdir = Path(outdir)
+    if projected_w:
+        if seeds:
+            raise click.ClickException("--seeds and --projected-w are exclusive")
+        images, names = _from_projected_w(G, projected_w, noise_mode, dev)
+    else:
+        if not seeds:
+            raise click.ClickException("give --seeds (e.g. 0-7) or --projected-w")
+        try:
+            seed_list = parse_range(seeds)
+            images = generate(G, seed_list, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
+                              class_idx=class_idx, batch=batch, device=dev)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        names = [f"seed{s:04d}.png" for s in seed_list]
+    arrays = to_uint8(images).numpy()
+    for a, name in zip(arrays, names):
+        save_image(a, outdir / name)
+    if grid:
+        save_image(make_grid(arrays), outdir / "grid.png")
+    click.echo(f"wrote {len(names)} image(s) of {G.img_resolution}x{G.img_resolution} to {outdir}")
+
+
+def _from_projected_w(G, path: str, noise_mode: str, device: torch.device):
+    try:
+        ws = np.load(path)["w"]
+    except (OSError, KeyError, ValueError) as e:
+        raise click.ClickException(f"cannot read key 'w' from {path}: {e}") from None
+    if ws.ndim == 2:
+        ws = ws[None]
+    if ws.shape[1:] != (G.num_ws, G.w_dim):
+        raise click.ClickException(f"{path}: w has shape {tuple(ws.shape)}, the network expects "
+                                   f"[N, {G.num_ws}, {G.w_dim}]")
+    with torch.no_grad():
+        img = G.synthesis(torch.from_numpy(ws).float().to(device), noise_mode=noise_mode).cpu()
+    return img, [f"proj{i:02d}.png" for i in range(len(ws))]

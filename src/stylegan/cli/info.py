@@ -1,0 +1,61 @@
+"""`stylegan info`: what a checkpoint holds."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def _count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@click.command("info")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def command(path, as_json):
+    """Print the networks, configs, resolution and parameter counts of PATH."""
+    import torch
+
+    from ..io.checkpoint import CheckpointError, _sniff, read_checkpoint
+    from ..io.serialize import to_dict
+    from ._common import load_network
+
+    report: dict = {"path": path, "networks": {}}
+    try:
+        from pathlib import Path
+
+        if not Path(path).is_file():
+            raise CheckpointError(f"no such file: {path}")
+        if _sniff(Path(path)) == "pickle":
+            for which in ("G_ema", "G", "D"):
+                try:
+                    m = load_network(path, torch.device("cpu"), which=which)
+                except click.ClickException:
+                    continue
+                report["networks"][which] = {"config": to_dict(m.cfg), "parameters": _count(m)}
+            report["format"] = "official pickle"
+        else:
+            ckpt = read_checkpoint(path)
+            report["format"] = "stylegan safetensors"
+            report["info"] = ckpt.info
+            report["has_training_state"] = ckpt.state_skeleton is not None
+            for name in ckpt.modules:
+                m = ckpt.build(name)
+                report["networks"][name] = {"config": to_dict(m.cfg), "parameters": _count(m)}
+    except CheckpointError as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"{path}: {report['format']}")
+    for k, v in report.get("info", {}).items():
+        click.echo(f"  {k}: {v}")
+    for name, net in report["networks"].items():
+        cfg = net["config"]
+        res = cfg.get("img_resolution")
+        extra = f", num_ws {2 * (res.bit_length() - 1) - 2}, z {cfg['z_dim']}, w {cfg['w_dim']}" if "z_dim" in cfg else ""
+        click.echo(f"  {name}: StyleGAN{cfg.get('version', 2)} {cfg.get('architecture')} "
+                   f"{res}x{res}x{cfg.get('img_channels')}, c_dim {cfg.get('c_dim')}{extra}, "
+                   f"{net['parameters']:,} parameters")
+        click.echo(f"    config: {json.dumps(cfg)}")
