@@ -1,0 +1,249 @@
+"""`stylegan metrics`: compute quality metrics for a network, or train an attribute classifier
+for linear separability.
+
+    stylegan metrics --network G.safetensors --data ffhq.zip --metrics fid50k_full,kid50k_full
+    stylegan metrics --network G.pkl --metrics ppl2_wend --proxy            # offline proxies
+    stylegan metrics --network G.pkl --metrics ls --classifier attrs.safetensors
+    stylegan metrics --train-classifier --data celeba-attrs.zip --out attrs.safetensors
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+
+def load_network(path: str, device: Any):
+    """Load the generator (EMA) with `stylegan.load`."""
+    try:
+        from stylegan import load
+    except ImportError as e:
+        raise click.ClickException(f"Cannot load networks: stylegan.load is unavailable ({e}).") from e
+    G = load(path)
+    return G.to(device) if hasattr(G, "to") else G
+
+
+def open_data(spec: str, use_labels: bool, xflip: bool):
+    """Open a dataset with `stylegan.data.dataset.open_dataset`."""
+    try:
+        from stylegan.data.dataset import open_dataset
+    except ImportError as e:
+        raise click.ClickException(f"Cannot open datasets: stylegan.data.dataset is unavailable ({e}).") from e
+    return open_dataset(spec, use_labels=use_labels, xflip=xflip)
+
+
+@dataclass
+class MetricsJob:
+    """Everything one process needs (picklable, for --gpus > 1)."""
+
+    network: str
+    data: Optional[str]
+    metrics: list
+    mirror: bool = False
+    batch: int = 32
+    device: str = "cpu"
+    detector_dir: Optional[str] = None
+    cache_dir: Optional[str] = None
+    download: Optional[bool] = None
+    classifier: Optional[str] = None
+    psi: float = 1.0
+    noise_mode: str = "random"
+    seed: int = 0
+    out: Optional[str] = None
+    workers: int = 2
+    progress: bool = True
+    lines: list = field(default_factory=list)
+
+
+def default_out_dir(network: str) -> Optional[Path]:
+    """The run directory holding the network (has config.json or stats.jsonl), else None."""
+    d = Path(network).resolve().parent
+    return d if (d / "config.json").is_file() or (d / "stats.jsonl").is_file() else None
+
+
+def format_line(result: dict) -> str:
+    vals = "  ".join(f"{k} {v:.6g}" for k, v in result["results"].items())
+    note = f"  [proxy for {result['proxy_of']}: not comparable with published numbers]" if result.get("proxy_of") else ""
+    return f"{result['metric']:<22s} {vals}  ({result['total_time_str']}){note}"
+
+
+def run_job(job: MetricsJob, rank: int = 0, num_gpus: int = 1) -> list:
+    """Compute job.metrics in this process; rank 0 prints and writes JSON lines. Returns results."""
+    import torch
+
+    from stylegan.metrics import DetectorProvider, append_metric_jsonl, compute_metric, get_metric
+    from stylegan.metrics.errors import MetricError
+
+    device = torch.device(job.device)
+    if device.type == "cuda" and num_gpus > 1:
+        device = torch.device("cuda", rank)
+    try:
+        G = load_network(job.network, device)
+    except click.ClickException:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise click.ClickException(f"Cannot load network {job.network}: {e}") from e
+    use_labels = bool(getattr(G, "c_dim", 0))
+    datasets: dict = {}
+
+    def dataset_for(xflip: bool):
+        if job.data is None:
+            return None
+        if xflip not in datasets:
+            try:
+                datasets[xflip] = open_data(job.data, use_labels, xflip)
+            except click.ClickException:
+                raise
+            except (OSError, ValueError, KeyError, RuntimeError) as e:
+                raise click.ClickException(f"Cannot open dataset {job.data}: {e}") from e
+        return datasets[xflip]
+
+    provider = DetectorProvider(device, job.detector_dir, job.cache_dir, job.download)
+    out_file = Path(job.out) if job.out else None
+    run_dir = default_out_dir(job.network) if out_file is None else None
+    results = []
+    for name in job.metrics:
+        spec = get_metric(name)
+        legacy = not (name.endswith("_full") or not spec.needs_dataset)
+        ds = dataset_for(job.mirror and legacy) if spec.needs_dataset or use_labels else None
+        try:
+            result = compute_metric(
+                name, G, ds, device=device, batch=job.batch, num_gpus=num_gpus, rank=rank, cache_dir=job.cache_dir,
+                psi=job.psi, noise_mode=job.noise_mode, seed=job.seed, mirror=job.mirror, classifier=job.classifier,
+                detectors=provider, num_workers=job.workers, progress=job.progress and rank == 0,
+            )
+        except MetricError as e:
+            raise click.ClickException(str(e)) from e
+        result["network"] = str(job.network)
+        results.append(result)
+        if rank == 0:
+            click.echo(format_line(result))
+            if out_file is not None:
+                out_file.parent.mkdir(parents=True, exist_ok=True)
+                with open(out_file, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(dict(result, snapshot_pkl=str(job.network))) + "\n")
+            elif run_dir is not None:
+                append_metric_jsonl(run_dir, result, snapshot=job.network)
+    return results
+
+
+def _spawn_worker(rank: int, job: MetricsJob, num_gpus: int, init_file: str) -> None:
+    import torch
+
+    backend = "nccl" if job.device.startswith("cuda") else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(rank)
+    torch.distributed.init_process_group(backend, init_method=f"file://{init_file}", rank=rank, world_size=num_gpus)
+    try:
+        run_job(job, rank, num_gpus)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def train_classifier_cli(data: Optional[str], out: Optional[str], device: str, epochs: int, resolution: int,
+                         batch: int, seed: int) -> None:
+    from stylegan.metrics.errors import MetricError
+    from stylegan.metrics.separability import train_attribute_classifier
+
+    if not data or not out:
+        raise click.UsageError("--train-classifier needs --data (a labelled dataset) and --out (the classifier file).")
+    dataset = open_data(data, use_labels=True, xflip=False)
+    try:
+        report = train_attribute_classifier(dataset, out, resolution=resolution, epochs=epochs, batch=batch,
+                                            device=device, seed=seed)
+    except MetricError as e:
+        raise click.ClickException(str(e)) from e
+    accs = ", ".join(f"{a:.3f}" for a in report.val_accuracy)
+    click.echo(f"Saved attribute classifier to {report.path} (held-out accuracy per attribute: {accs})")
+
+
+def default_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@click.command("metrics")
+@click.option("--network", "network", metavar="PATH", help="Network: our checkpoint or an official pickle.")
+@click.option("--data", metavar="PATH", help="Dataset (zip or folder) with the real images.")
+@click.option("--metrics", "metrics", default="fid50k_full", show_default=True, metavar="LIST",
+              help="Comma-separated metric ids (--list-metrics shows them all).")
+@click.option("--mirror", is_flag=True, help="X-flip the reals (legacy ids only; *_full ids never flip, as the official).")
+@click.option("--gpus", type=click.IntRange(min=1), default=1, show_default=True, help="Number of processes/GPUs.")
+@click.option("--detector-dir", type=click.Path(file_okay=False), help="Directory holding inception-2015-12-05.pt / vgg16.pt.")
+@click.option("--proxy", is_flag=True, help="Use the offline EfficientNet-Lite0 proxies (ids become *_effnet; not FID).")
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Batch size per process.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default=None, help="Default: cuda, mps, then cpu.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Append JSON lines here (classifier file with --train-classifier).")
+@click.option("--classifier", type=click.Path(dir_okay=False), help="Attribute classifier for ls (ours or TorchScript).")
+@click.option("--train-classifier", "train_classifier", is_flag=True, help="Train an attribute classifier on --data, save to --out.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Classifier training epochs.")
+@click.option("--classifier-res", type=click.IntRange(min=8), default=64, show_default=True, help="Classifier input resolution.")
+@click.option("--trunc", "psi", type=float, default=1.0, show_default=True, help="Truncation psi for generated images.")
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="random", show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Base seed for latents.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Cache root (default $STYLEGAN_CACHE or ~/.cache/stylegan).")
+@click.option("--offline", is_flag=True, help="Never download detector files.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data loader workers.")
+@click.option("--list-metrics", "list_only", is_flag=True, help="List metric ids and exit.")
+def command(network, data, metrics, mirror, gpus, detector_dir, proxy, batch, device, out, classifier, train_classifier,
+            epochs, classifier_res, psi, noise_mode, seed, cache_dir, offline, workers, list_only) -> None:
+    """Compute FID, KID, precision/recall, IS, PPL and linear separability for a network."""
+    from stylegan.metrics import METRICS, get_metric, proxy_for
+    from stylegan.metrics.errors import MetricError
+
+    if list_only:
+        for mid, spec in METRICS.items():
+            click.echo(f"{mid:<22s} {spec.description}")
+        return
+    device = device or default_device()
+    if train_classifier:
+        train_classifier_cli(data, out, device, epochs, classifier_res, batch, seed)
+        return
+    if not network:
+        raise click.UsageError("--network is required (or use --train-classifier / --list-metrics).")
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    if not names:
+        raise click.UsageError("--metrics is empty.")
+    try:
+        for m in names:
+            get_metric(m)
+        if proxy:
+            mapped = [proxy_for(m) if get_metric(m).detector in ("inception", "vgg16") else m for m in names]
+            for a, b in zip(names, mapped):
+                if a != b:
+                    click.echo(f"--proxy: computing {b} instead of {a} (EfficientNet-Lite0 proxy, not {a}).", err=True)
+            names = mapped
+        needs_data = [m for m in names if get_metric(m).needs_dataset]
+        if needs_data and not data:
+            raise click.UsageError(f"{', '.join(needs_data)} need real images: pass --data.")
+    except MetricError as e:
+        raise click.ClickException(str(e)) from e
+    if device == "cuda" and gpus > 1:
+        import torch
+
+        if torch.cuda.device_count() < gpus:
+            raise click.ClickException(f"--gpus {gpus} but only {torch.cuda.device_count()} CUDA devices are visible.")
+    job = MetricsJob(network=network, data=data, metrics=names, mirror=mirror, batch=batch, device=device,
+                     detector_dir=detector_dir, cache_dir=cache_dir, download=False if offline else None,
+                     classifier=classifier, psi=psi, noise_mode=noise_mode, seed=seed, out=out, workers=workers)
+    if gpus == 1:
+        run_job(job)
+        return
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        init_file = os.path.join(tmp, ".torch_distributed_init")
+        mp.spawn(_spawn_worker, args=(job, gpus, init_file), nprocs=gpus)
+
+
+__all__ = ["MetricsJob", "command", "load_network", "open_data", "run_job"]
