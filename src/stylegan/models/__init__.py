@@ -5,8 +5,8 @@ from .mapping import MappingNetwork, truncate
 
 
 def build_discriminator(cfg: DiscriminatorConfig):
-    """The discriminator for `cfg.version` (2: StyleGAN2, 1: progressive StyleGAN/PGGAN)."""
-    if cfg.version == 2:
+    """StyleGAN2 discriminator, or the progressive one (v1, and StyleGAN2 configs B-D that still grow)."""
+    if cfg.version == 2 and not cfg.growing:
         from .stylegan2 import Discriminator
     else:
         from .stylegan1 import Discriminator  # noqa: F811

@@ -30,6 +30,19 @@ class MappingConfig:
 
 
 @dataclass(frozen=True)
+class StyleGAN1Options:
+    """Switches of the StyleGAN v1 synthesis network (v1 paper Table 1; read only when version == 1).
+
+    The defaults are the style-based generator (configs D..F). Config A/B (the Progressive GAN
+    generator): const_input=False, use_styles=False, normalization='pixel'; config C: const_input=False.
+    """
+
+    const_input: bool = True  # 4x4 input is a learned constant (init ones); False: dense layer from w
+    use_styles: bool = True  # AdaIN styles from a learned affine A(w) after every layer
+    normalization: Literal["instance", "pixel"] = "instance"  # after each layer's activation
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     z_dim: int = 512
     c_dim: int = 0
@@ -46,6 +59,11 @@ class GeneratorConfig:
     resample_filter: Tuple[int, ...] = (1, 3, 3, 1)
     use_noise: bool = True
     fused_modconv: bool = True
+    # Progressive growing network (models/stylegan1.py: one ToRGB per resolution, fade-in by `lod`).
+    # Version 1 networks always grow; for version 2 this selects the revised progressive generator
+    # of StyleGAN2 configs B-D. Requires architecture 'orig'.
+    growing: bool = False
+    v1: Optional[StyleGAN1Options] = None  # version 1 switches (None: defaults = configs D..F)
 
     def __post_init__(self) -> None:
         _check_resolution(self.img_resolution)
@@ -78,6 +96,10 @@ class DiscriminatorConfig:
     mbstd_num_channels: int = 1
     cmap_dim: Optional[int] = None  # label projection size (default channels at 4x4)
     mapping: MappingConfig = field(default_factory=lambda: MappingConfig(w_avg_beta=None))
+    # Progressive growing network (models/stylegan1.py: one fromRGB per resolution, fade-in by `lod`).
+    # Version 1 networks always grow; for version 2 this selects the progressive discriminator of
+    # StyleGAN2 configs B-D. Requires architecture 'orig'.
+    growing: bool = False
 
     def __post_init__(self) -> None:
         _check_resolution(self.img_resolution)

@@ -23,7 +23,7 @@ def mix_styles(ws_a: torch.Tensor, ws_b: torch.Tensor, crossover: int | torch.Te
 
 
 def build_synthesis(cfg: GeneratorConfig) -> nn.Module:
-    if cfg.version == 2:
+    if cfg.version == 2 and not cfg.growing:
         from .stylegan2 import SynthesisNetwork
     else:
         from .stylegan1 import SynthesisNetwork  # noqa: F811

@@ -38,6 +38,10 @@ class MappingNetwork(nn.Module):
         embed = (cfg.embed_features or w_dim) if c_dim > 0 else 0
         hidden = cfg.layer_features or w_dim
         features = [z_dim + embed] + [hidden] * (cfg.num_layers - 1) + [w_dim]
+        if cfg.num_layers == 0 and features[0] != w_dim:
+            # No layers (StyleGAN v1 configs A/B, Table 4 'depth 0'): w is the normalised input itself.
+            raise ValueError(f"a mapping network with 0 layers passes its input through, so w_dim "
+                             f"({w_dim}) must equal z_dim + label embedding ({features[0]})")
         if c_dim > 0:
             self.embed = FullyConnected(c_dim, embed)
         for i in range(cfg.num_layers):

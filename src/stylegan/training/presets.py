@@ -88,3 +88,9 @@ def resolve_preset(name: str, shape: DataShape) -> TrainingConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown --cfg {name!r}; choose one of: {', '.join(preset_names())}")
     return PRESETS[name](shape)
+
+
+# The papers' configurations (v1 Table 1, v2 Tables 1-2) sit beside the official presets.
+from .paper_presets import PAPER_PRESETS  # noqa: E402
+
+PRESETS.update(PAPER_PRESETS)
