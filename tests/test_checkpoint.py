@@ -201,3 +201,28 @@ def test_generate_64px_32_images_cpu(tmp_path):
                                   str(tmp_path / "o"), "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert len(list((tmp_path / "o").glob("seed*.png"))) == 32
+
+
+def test_safetensors_header_length_with_pickle_marker_byte(tmp_path):
+    """A safetensors header whose length's low byte is 0x80 must not be mistaken for a pickle."""
+    from stylegan.io.checkpoint import _sniff
+    path = tmp_path / "x.safetensors"
+    path.write_bytes((0x1080).to_bytes(8, "little") + b'{"__metadata__":{}}')
+    assert _sniff(path) == "safetensors"
+    pkl = tmp_path / "x.pkl"
+    import pickle
+    pkl.write_bytes(pickle.dumps({"a": 1}, protocol=2))
+    assert _sniff(pkl) == "pickle"
+
+
+def test_fixed_length_tuples_read_back_per_position():
+    from stylegan.io.serialize import ConfigError, from_dict
+    from stylegan.training.config import OptimizerConfig, ProgressiveConfig
+    assert from_dict(ProgressiveConfig, to_dict_(ProgressiveConfig())) == ProgressiveConfig()
+    with pytest.raises(ConfigError, match="expected 2 items"):
+        from_dict(OptimizerConfig, {"betas": [0.0, 0.9, 0.1]})
+
+
+def to_dict_(obj):
+    from stylegan.io.serialize import to_dict
+    return to_dict(obj)

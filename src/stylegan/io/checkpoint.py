@@ -200,10 +200,12 @@ def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], what: s
 def _sniff(path: Path) -> str:
     with open(path, "rb") as f:
         head = f.read(16)
-    if head[:1] == b"\x80":
-        return "pickle"
+    # safetensors: 8-byte little-endian header length, then the JSON header. Test it first: the
+    # length's low byte may be 0x80, the pickle protocol marker.
     if len(head) >= 9 and head[8:9] == b"{":
         return "safetensors"
+    if head[:1] == b"\x80":
+        return "pickle"
     return "unknown"
 
 
