@@ -12,7 +12,7 @@ Accepted files (see docs/official.md):
   `_rebuild_parameter` over storages serialised by `torch.storage._load_from_bytes(bytes)`, the
   bytes being a legacy (non-zip) `torch.save` stream.
 * TensorFlow StyleGAN2 pickles (`(G, D, Gs)` tuples of `dnnlib.tflib.network.Network`), mapped by
-  `official_tf`.
+  `official_tf`; TensorFlow StyleGAN (v1) pickles of the same form, mapped by `official_tf1`.
 
 Safety: `RestrictedUnpickler.find_class` resolves only a fixed table of globals, and every entry
 is either inert data (OrderedDict, numpy dtype/ndarray reconstruction, torch dtypes) or a stand-in
@@ -433,7 +433,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise OfficialFormatError(
             f"refused to load: the pickle references the global '{module}.{name}', which an official "
             f"network pickle never needs; it was not imported or called. Only NVIDIA's StyleGAN2 "
-            f"network pickles (PyTorch or TensorFlow) are accepted")
+            f"(PyTorch or TensorFlow) and StyleGAN (TensorFlow) network pickles are accepted")
 
     def persistent_load(self, pid: Any) -> Any:
         if self._storages is None:

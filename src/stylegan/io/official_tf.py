@@ -1,5 +1,7 @@
 """TensorFlow StyleGAN2 pickles (NVlabs/stylegan2, stylegan2-ada TF) -> our modules.
 
+TensorFlow StyleGAN (v1) networks (G_style / D_basic) are dispatched to `official_tf1`.
+
 A TF pickle holds `dnnlib.tflib.network.Network` objects (read as `official.TFNetwork` stand-ins):
 `static_kwargs` (the build function's keyword arguments), `components` ({'mapping', 'synthesis'}
 for G) and `variables` [(name, ndarray)]. Variables are named here as `<component>/<scope>/<var>`
@@ -410,13 +412,13 @@ def tf_network(path: Path, name: str, net: TFNetwork) -> OfficialNetwork:
     """Describe one TF network of a pickle as an importable OfficialNetwork."""
     what = f"{path.name} [{name}]"
     func = net.build_func_name
+    if func in ("G_style", "D_basic"):  # TensorFlow StyleGAN (v1)
+        from .official_tf1 import tf1_network
+        return tf1_network(path, name, net)
     kind = "discriminator" if func.startswith("D_") else "generator"
     result = OfficialNetwork(name, kind, f"tensorflow {func}")
     try:
         version = net.state.get("version")
-        if func in ("G_style", "D_basic"):
-            raise OfficialFormatError(f"is a TensorFlow StyleGAN (v1) network ({func}); importing v1 TF pickles "
-                                      f"is not implemented (see docs/official.md)")
         if version not in (3, 4):
             raise OfficialFormatError(f"TF network pickle version {version!r} is not supported (3 or 4)")
         params = tf_params(net)
