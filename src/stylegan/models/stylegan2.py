@@ -46,6 +46,7 @@ class SynthesisBlock(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.resolution, self.is_last = resolution, is_last
         self.architecture, self.use_fp16 = architecture, use_fp16
+        self.memory_format = torch.preserve_format  # or channels_last: `stylegan.perf.set_channels_last`
         self.register_buffer("resample_filter", setup_filter(resample_filter))
         layer = dict(w_dim=w_dim, resolution=resolution, resample_filter=resample_filter,
                      conv_clamp=conv_clamp, use_noise=use_noise)
@@ -65,20 +66,20 @@ class SynthesisBlock(nn.Module):
             self.skip = Conv2d(in_channels, out_channels, 1, bias=False, up=2, resample_filter=resample_filter)
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, *,
-                noise_mode: NoiseMode = "random", fused: bool = True, force_fp32: bool = False):
+                noise_mode: NoiseMode = "random", fused: bool | str = True, force_fp32: bool = False):
         w_iter = iter(ws.unbind(dim=1))
         dtype = _block_dtype(self.use_fp16, ws.device, force_fp32)
         if self.in_channels == 0:
             x = self.const.to(dtype).unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
-            x = self.conv1(x, next(w_iter), noise_mode, fused)
+            x = self.conv1(x.to(memory_format=self.memory_format), next(w_iter), noise_mode, fused)
         elif self.architecture == "resnet":
-            x = x.to(dtype)
+            x = x.to(dtype=dtype, memory_format=self.memory_format)
             y = self.skip(x, gain=SQRT_HALF)
             x = self.conv0(x, next(w_iter), noise_mode, fused)
             x = self.conv1(x, next(w_iter), noise_mode, fused, gain=SQRT_HALF)
             x = y + x
         else:
-            x = x.to(dtype)
+            x = x.to(dtype=dtype, memory_format=self.memory_format)
             x = self.conv0(x, next(w_iter), noise_mode, fused)
             x = self.conv1(x, next(w_iter), noise_mode, fused)
         if img is not None:
@@ -112,8 +113,10 @@ class SynthesisNetwork(nn.Module):
     def blocks(self) -> list[SynthesisBlock]:
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
 
-    def forward(self, ws: torch.Tensor, noise_mode: NoiseMode = "const", fused_modconv: bool | None = None,
+    def forward(self, ws: torch.Tensor, noise_mode: NoiseMode = "const", fused_modconv: bool | str | None = None,
                 force_fp32: bool = False) -> torch.Tensor:
+        """fused_modconv: True / False force the form, "auto" picks per layer (`ops.conv.choose_fused`),
+        None uses cfg.fused_modconv."""
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
         fused = self.cfg.fused_modconv if fused_modconv is None else fused_modconv
@@ -125,7 +128,7 @@ class SynthesisNetwork(nn.Module):
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
             w_idx += block.num_conv
             x, img = block(x, img, block_ws, noise_mode=noise_mode, fused=fused, force_fp32=force_fp32)
-        return img
+        return img.contiguous()  # NCHW even when the blocks run channels_last (no-op otherwise)
 
 
 class DiscriminatorBlock(nn.Module):
@@ -136,6 +139,7 @@ class DiscriminatorBlock(nn.Module):
         super().__init__()
         self.in_channels, self.resolution = in_channels, resolution
         self.architecture, self.use_fp16 = architecture, use_fp16
+        self.memory_format = torch.preserve_format  # or channels_last: `stylegan.perf.set_channels_last`
         self.register_buffer("resample_filter", setup_filter(resample_filter))
         common = dict(resample_filter=resample_filter, conv_clamp=conv_clamp)
         if in_channels == 0 or architecture == "skip":
@@ -151,9 +155,9 @@ class DiscriminatorBlock(nn.Module):
         dev = (x if x is not None else img).device
         dtype = _block_dtype(self.use_fp16, dev, force_fp32)
         if x is not None:
-            x = x.to(dtype)
+            x = x.to(dtype=dtype, memory_format=self.memory_format)
         if self.in_channels == 0 or self.architecture == "skip":
-            y = self.fromrgb(img.to(dtype))
+            y = self.fromrgb(img.to(dtype=dtype, memory_format=self.memory_format))
             x = y if x is None else x + y
             img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
         if self.architecture == "resnet":

@@ -14,7 +14,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .filters import Padding, _padding4, filter_size, upfirdn2d
+from .filters import FAST_PATHS, Padding, _padding4, filter_size, upfirdn2d
+
+# How `modulated_conv2d(fused="auto")` picks its form; `stylegan.perf.set_modconv_policy` sets it.
+# "auto": the measured-faster form on this backend (see `choose_fused`); "fused" / "unfused": always.
+MODCONV_POLICY: dict[str, str] = {"policy": "auto"}
 
 
 def _resample_padding(f: torch.Tensor | None, up: int, down: int, padding: Padding) -> list[int]:
@@ -99,6 +103,36 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
                                      flip_weight=flip_weight)
 
 
+def choose_fused(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor | None = None, *,
+                 up: int = 1, down: int = 1) -> bool:
+    """Whether `modulated_conv2d(fused="auto")` uses the fused (grouped, per-sample weight) form.
+
+    `MODCONV_POLICY["policy"]` decides: "fused" / "unfused" force a form; "auto" picks the faster
+    one as measured (docs/performance.md):
+    - CUDA: the official rule, fused for inference in fp32 (or batch 1), unfused when autograd
+      records (training) because the grouped conv's weight gradient is slow there.
+    - elsewhere (CPU): a grouped conv with N groups is far slower than one conv over the batch
+      (up to 20x at 4x4-16x16 with 512 channels), and the transposed (upsampling) grouped conv is
+      always slower; the fused form wins only for stride-1 layers whose per-sample weight is small
+      next to the activations the unfused form has to scale twice (64-128 channels at 128-256 px),
+      with or without autograd: fused iff up == down == 1 and 2 * O*I*kh*kw <= (I + O) * H * W.
+    x: [N, I, H, W]; weight: [O, I, kh, kw]; styles: [N, I].
+    """
+    policy = MODCONV_POLICY["policy"]
+    if policy in ("fused", "unfused"):
+        return policy == "fused"
+    if policy != "auto":
+        raise ValueError(f"modconv policy must be 'auto', 'fused' or 'unfused', got {policy!r}")
+    if x.device.type == "cuda":
+        recording = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (x, weight, styles))
+        return not recording and (x.dtype == torch.float32 or x.shape[0] == 1)
+    if up != 1 or down != 1:
+        return False
+    o, i, kh, kw = weight.shape
+    return 2 * o * i * kh * kw <= (i + o) * x.shape[2] * x.shape[3]
+
+
 def modulated_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -110,7 +144,7 @@ def modulated_conv2d(
     resample_filter: torch.Tensor | None = None,
     demodulate: bool = True,
     flip_weight: bool = True,
-    fused: bool = True,
+    fused: bool | str = True,
 ) -> torch.Tensor:
     """Weight modulation and demodulation (StyleGAN2 Eq. 1-3).
 
@@ -120,7 +154,11 @@ def modulated_conv2d(
     `fused=True` builds one weight per sample and runs a single grouped convolution (groups = N);
     `fused=False` scales activations before and after a shared-weight convolution instead, which is
     mathematically identical (demodulation is a per-output-channel scale) and faster for large
-    batches and for training on some backends.
+    batches and for training on some backends. `fused="auto"` picks by `choose_fused`.
+
+    With `FAST_PATHS["demod"]` the demodulation coefficients come from
+    sum_{i,k} (s_i w_oik)^2 = sum_i s_i^2 (sum_k w_oik^2), a [N, I] x [I, O] matmul, instead of
+    materialising the [N, O, I, kh, kw] modulated weight (which the unfused form then never needs).
     """
     n = x.shape[0]
     o, i, kh, kw = weight.shape
@@ -134,6 +172,46 @@ def modulated_conv2d(
         weight = weight * (1 / (i * kh * kw) ** 0.5 / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
+    if fused == "auto":
+        fused = choose_fused(x, weight, styles, up=up, down=down)
+    elif not isinstance(fused, bool):
+        raise ValueError(f"fused must be True, False or 'auto', got {fused!r}")
+
+    if not FAST_PATHS["demod"]:
+        return _modulated_conv2d_reference(x, weight, styles, up=up, down=down, padding=padding,
+                                           resample_filter=resample_filter, demodulate=demodulate,
+                                           flip_weight=flip_weight, fused=fused)
+
+    dcoefs = None
+    if demodulate:
+        # sum_{i,k} (s_i w_oik)^2 == (s^2) @ (sum_k w_oik^2)^T: [N, I] x [I, O] -> [N, O]
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
+
+    if not fused:
+        x = x * styles.to(x.dtype).reshape(n, i, 1, 1)
+        x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, down=down,
+                            padding=padding, flip_weight=flip_weight)
+        if demodulate:
+            x = x * dcoefs.to(x.dtype).reshape(n, o, 1, 1)
+        return x
+
+    # One [O, I] scale per sample (style x demodulation), then a single pass over the big weight.
+    scale = styles.reshape(n, 1, i, 1, 1)
+    if demodulate:
+        scale = scale * dcoefs.reshape(n, o, 1, 1, 1)  # [N, O, I, 1, 1]
+    wmod = weight.unsqueeze(0) * scale  # [N, O, I, kh, kw]
+    x = x.reshape(1, n * i, *x.shape[2:])  # fold the batch into channels: [1, N*I, H, W]
+    wmod = wmod.reshape(n * o, i, kh, kw)
+    x = conv2d_resample(x, wmod.to(x.dtype), resample_filter, up=up, down=down, padding=padding,
+                        groups=n, flip_weight=flip_weight)
+    return x.reshape(n, o, *x.shape[2:])
+
+
+def _modulated_conv2d_reference(x, weight, styles, *, up, down, padding, resample_filter, demodulate,
+                                flip_weight, fused):
+    """The literal form (official StyleGAN2): the demodulation sums run over the modulated weight."""
+    n = x.shape[0]
+    o, i, kh, kw = weight.shape
     wmod = None
     dcoefs = None
     if demodulate or fused:
