@@ -94,3 +94,46 @@ def resolve_preset(name: str, shape: DataShape) -> TrainingConfig:
 from .paper_presets import PAPER_PRESETS  # noqa: E402
 
 PRESETS.update(PAPER_PRESETS)
+
+
+# --- CPU presets (issue 4): small StyleGAN2 networks that learn something in minutes on 2 cores.
+# Sized for 32x32 (fine up to 64x64); docs/training.md shows what they reach. `tiny` is for tests.
+def _cpu_config(shape: DataShape, *, name: str, batch: int, channel_base: int, channel_max: int,
+                z_dim: int, lr: float, gamma: float, ema_kimg: float, pl_weight: float = 2.0,
+                mbstd: int = 4) -> TrainingConfig:
+    cfg = stylegan2_config(shape, batch=batch, mbstd=mbstd, channel_base=channel_base, lr=lr, gamma=gamma,
+                           ema_kimg=ema_kimg, ema_rampup=0.05, map_layers=2, pl_weight=pl_weight,
+                           channel_max=channel_max, z_dim=z_dim, w_dim=z_dim, num_fp16_res=0,
+                           conv_clamp=None, name=name)
+    return cfg.replace(kimg_per_tick=1.0, snap=5, total_kimg=10.0)
+
+
+PRESETS.update({
+    "cpu": lambda s: _cpu_config(s, name="cpu", batch=32, channel_base=2048, channel_max=128, z_dim=128,
+                                 lr=0.0025, gamma=0.1, ema_kimg=1.0),
+    "tiny": lambda s: _cpu_config(s, name="tiny", batch=8, channel_base=256, channel_max=32, z_dim=32,
+                                  lr=0.002, gamma=1.0, ema_kimg=0.5).replace(kimg_per_tick=0.032, snap=1,
+                                                                             total_kimg=0.064),
+})
+
+
+def _cpu_sg1(shape: DataShape, *, name: str = "cpu-sg1", channel_base: int = 1024, channel_max: int = 64,
+             z_dim: int = 64, batch: int = 32, phase_kimg: float = 2.0) -> TrainingConfig:
+    """StyleGAN v1 config F (AdaIN, const input, noise, mixing 0.9; logistic + R1 every step),
+    small, growing from 8x8 with `phase_kimg` of training + `phase_kimg` of fade-in per resolution."""
+    from dataclasses import replace
+
+    from .paper_presets import sg1_config
+
+    cfg = sg1_config(shape, "F", name=name)
+    G = cfg.G.replace(z_dim=z_dim, w_dim=z_dim, channel_base=channel_base, channel_max=channel_max,
+                      mapping=replace(cfg.G.mapping, num_layers=2, embed_features=None))
+    D = cfg.D.replace(channel_base=channel_base, channel_max=channel_max)
+    table = tuple((r, batch) for r, _ in cfg.progressive.batch_by_resolution)
+    prog = replace(cfg.progressive, lod_training_kimg=phase_kimg, lod_transition_kimg=phase_kimg,
+                   batch_by_resolution=table, lr_by_resolution=(), base_lr=0.0025)
+    return cfg.replace(G=G, D=D, progressive=prog, batch=batch, loss=replace(cfg.loss, r1_gamma=0.1),
+                       ema_kimg=1.0, ema_rampup=0.05, kimg_per_tick=1.0, snap=5, total_kimg=12.0)
+
+
+PRESETS["cpu-sg1"] = _cpu_sg1

@@ -1,0 +1,248 @@
+"""GAN losses and regularizers (SPEC 'Losses'; StyleGAN2 Sec. 3.1-3.2; PGGAN for WGAN-GP).
+
+Pure functions first (each takes logits / images / ws and returns per-sample terms, so they can be
+checked against closed forms), then `StyleGANLoss`, which runs G and D for one training phase and
+accumulates gradients:
+
+    phase   logistic (default)                               wgan-gp
+    Gmain   softplus(-D(G(z)))                               -D(G(z))
+    Greg    path length: (|J_w^T y| - a)^2 * pl_weight       (same)
+    Dmain   softplus(D(G(z))) + softplus(-D(x))              D(G(z)) - D(x) + eps D(x)^2 + GP
+    Dreg    R1 = gamma/2 |grad_x D(x)|^2 on reals            (GP lives in Dmain: no lazy form)
+    Gboth / Dboth: main + reg in one pass (regularization interval 0 = every minibatch).
+
+Lazy regularization multiplies a reg phase's loss by its interval (passed in as `gain`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..models.generator import mix_styles
+from .config import LossConfig
+
+# ----------------------------------------------------------------------------------- pure terms
+
+
+def g_nonsaturating_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating logistic G loss softplus(-D(G(z))) = -log sigmoid(D(G(z))); [N, 1] -> [N, 1]."""
+    return F.softplus(-fake_logits)
+
+
+def d_logistic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logistic D loss terms (softplus(D(fake)), softplus(-D(real))), each per sample."""
+    return F.softplus(fake_logits), F.softplus(-real_logits)
+
+
+def wgan_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """WGAN generator loss -D(G(z)), per sample."""
+    return -fake_logits
+
+
+def wgan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """WGAN critic loss D(fake) - D(real) plus the PGGAN drift term epsilon * D(real)^2, per sample."""
+    return fake_logits - real_logits + epsilon * real_logits.square()
+
+
+def input_gradient_sq_norm(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """|grad_x sum(D(x))|^2 per sample, differentiable (create_graph): [N, ...] -> [N].
+
+    `images` must require grad and `logits` must be computed from it. Since each logit depends
+    only on its own sample, the gradient of the sum is the per-sample gradient.
+    """
+    (grad,) = torch.autograd.grad(outputs=[logits.sum()], inputs=[images], create_graph=True,
+                                  only_inputs=True)
+    return grad.square().flatten(1).sum(1)
+
+
+def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018) *without* the gamma/2 factor: |grad_x D(x)|^2 per sample [N]."""
+    return input_gradient_sq_norm(real_logits, real_images)
+
+
+def gradient_penalty(mixed_logits: torch.Tensor, mixed_images: torch.Tensor, target: float = 1.0) -> torch.Tensor:
+    """WGAN-GP as in PGGAN: (|grad_x D(x_hat)| - target)^2 / target^2 per sample [N] (times lambda by the caller)."""
+    norm = (input_gradient_sq_norm(mixed_logits, mixed_images) + 1e-12).sqrt()
+    return (norm - target).square() / target ** 2
+
+
+def pl_noise_like(images: torch.Tensor) -> torch.Tensor:
+    """Path-length probe y ~ N(0, I) / sqrt(H W), shaped like the images [N, C, H, W]."""
+    return torch.randn_like(images) / math.sqrt(images.shape[2] * images.shape[3])
+
+
+def path_lengths(images: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """|J_w^T y| per sample (StyleGAN2 Sec. 3.2): len = sqrt(mean over style inputs of sum_c g^2).
+
+    images [N, C, H, W] computed from ws [N, num_ws, w_dim]; noise like the images.
+    g = d(sum(images * noise)) / d ws (autograd, create_graph) -> [N].
+    """
+    (grad,) = torch.autograd.grad(outputs=[(images * noise).sum()], inputs=[ws], create_graph=True,
+                                  only_inputs=True)
+    return grad.square().sum(2).mean(1).sqrt()
+
+
+def lazy_regularization_adam(lr: float, betas: tuple[float, float], interval: int | None) -> tuple[float, tuple[float, float]]:
+    """Adam hyperparameters for a network regularized every `interval` minibatches (StyleGAN2 App. B).
+
+    c = k / (k + 1): lr' = c lr, betas' = betas^c. Interval 0/None (no lazy regularization): unchanged.
+    """
+    if not interval:
+        return lr, tuple(betas)
+    c = interval / (interval + 1)
+    return lr * c, (betas[0] ** c, betas[1] ** c)
+
+
+# ----------------------------------------------------------------------------------- training loss
+
+
+class StyleGANLoss:
+    """Runs G / D for a phase and accumulates gradients (the caller owns optimizers and all_reduce).
+
+    G, D: the training networks. augment_pipe: applied to every image D sees (reals, fakes, R1
+    reals, GP mixes) when given. `pl_mean` is a float32 scalar tensor on the device.
+
+    Randomness (latents, mixing, noise inputs, augmentation, path-length probes) is drawn from the
+    global torch RNG, which the training loop seeds per training round: the result depends only on
+    (seed, minibatch index, phase, round), not on the number of processes.
+    """
+
+    def __init__(self, G, D, cfg: LossConfig, augment_pipe: Optional[torch.nn.Module] = None,
+                 device: torch.device | str = "cpu"):
+        self.G, self.D, self.cfg, self.augment_pipe = G, D, cfg, augment_pipe
+        self.device = torch.device(device)
+        self.pl_mean = torch.zeros([], dtype=torch.float32, device=self.device)
+        # Per-phase accumulators the loop reduces across ranks after the phase.
+        self.pl_sum = torch.zeros([2], dtype=torch.float32, device=self.device)  # [sum of lengths, count]
+        self.w_sum: Optional[torch.Tensor] = None  # [w_dim + 1]: sum of w, count
+        self.real_logits_hook: Optional[Callable[[torch.Tensor], None]] = None  # ADA statistics
+        # Progressive growing: style inputs used at the current resolution (crossover in [1, this)).
+        self.mixing_num_ws: Optional[int] = None
+
+    # --------------------------------------------------------------------------- networks
+
+    def run_G(self, z: torch.Tensor, c: Optional[torch.Tensor], track_w: bool = False):
+        """z [N, z_dim], c [N, c_dim] -> (images [N, C, R, R], ws [N, num_ws, w_dim]) with mixing."""
+        G = self.G
+        ws = G.mapping(z, c if G.c_dim > 0 else None)
+        if track_w:
+            w = ws[:, 0].detach().to(torch.float32)
+            s = torch.cat([w.sum(0), torch.tensor([w.shape[0]], dtype=torch.float32, device=w.device)])
+            self.w_sum = s if self.w_sum is None else self.w_sum + s
+        prob = self.cfg.style_mixing_prob
+        active = min(self.mixing_num_ws or ws.shape[1], ws.shape[1])
+        if prob > 0 and active > 1:
+            # Per sample: with probability `prob`, styles from `crossover` on come from a second z.
+            n = z.shape[0]
+            crossover = torch.randint(1, active, [n], device=ws.device)
+            use = torch.rand([n], device=ws.device) < prob
+            crossover = torch.where(use, crossover, torch.full_like(crossover, ws.shape[1]))
+            ws2 = G.mapping(torch.randn_like(z), c if G.c_dim > 0 else None)
+            ws = mix_styles(ws, ws2, crossover)
+        img = G.synthesis(ws, noise_mode="random")
+        return img, ws
+
+    def run_D(self, img: torch.Tensor, c: Optional[torch.Tensor]) -> torch.Tensor:
+        if self.augment_pipe is not None:
+            img = self.augment_pipe(img)
+        return self.D(img, c if self.D.c_dim > 0 else None)
+
+    # --------------------------------------------------------------------------- phases
+
+    def accumulate_gradients(self, phase: str, real_img: Optional[torch.Tensor], real_c: Optional[torch.Tensor],
+                             gen_z: torch.Tensor, gen_c: Optional[torch.Tensor], gain: float,
+                             report: Callable[[str, torch.Tensor], None]) -> None:
+        """Forward + backward for one round of `phase` (Gmain, Greg, Gboth, Dmain, Dreg, Dboth).
+
+        Every loss is averaged over the round's samples and multiplied by `gain` (the phase's
+        interval divided by the number of rounds, so gradients are batch means).
+        """
+        cfg = self.cfg
+        wgan = cfg.kind == "wgan-gp"
+        do_Gmain = phase in ("Gmain", "Gboth")
+        do_Gpl = phase in ("Greg", "Gboth") and cfg.pl_weight > 0
+        do_Dmain = phase in ("Dmain", "Dboth")
+        do_Dr1 = phase in ("Dreg", "Dboth") and not wgan and cfg.r1_gamma > 0
+        do_Dgp = do_Dmain and wgan and cfg.wgan_lambda > 0
+
+        if do_Gmain:
+            gen_img, _ = self.run_G(gen_z, gen_c)
+            gen_logits = self.run_D(gen_img, gen_c)
+            report("Loss/scores/fake", gen_logits)
+            report("Loss/signs/fake", gen_logits.sign())
+            loss_G = wgan_g_loss(gen_logits) if wgan else g_nonsaturating_loss(gen_logits)
+            report("Loss/G/loss", loss_G)
+            loss_G.mean().mul(gain).backward()
+
+        if do_Gpl:
+            n = max(gen_z.shape[0] // cfg.pl_batch_shrink, 1)
+            gen_img, gen_ws = self.run_G(gen_z[:n], None if gen_c is None else gen_c[:n])
+            lengths = path_lengths(gen_img, gen_ws, pl_noise_like(gen_img))  # [n]
+            # The penalty is taken against the running mean a of the previous minibatches; the
+            # loop updates a after the phase from all ranks' lengths (decay pl_decay), so every
+            # process keeps the same a whatever the process count.
+            self.pl_sum += torch.stack([lengths.detach().sum().to(torch.float32),
+                                        torch.tensor(float(n), dtype=torch.float32, device=lengths.device)])
+            penalty = (lengths - self.pl_mean).square()
+            report("Loss/pl_penalty", penalty)
+            loss_Gpl = penalty * cfg.pl_weight
+            report("Loss/G/reg", loss_Gpl)
+            # `gen_img[:, 0, 0, 0] * 0` keeps every synthesis parameter in the graph (as officially).
+            (gen_img[:, 0, 0, 0] * 0 + loss_Gpl).mean().mul(gain).backward()
+
+        loss_terms = []
+        if do_Dmain:
+            with torch.no_grad():
+                gen_img, _ = self.run_G(gen_z, gen_c, track_w=True)
+            gen_logits = self.run_D(gen_img, gen_c)
+            report("Loss/scores/fake", gen_logits)
+            report("Loss/signs/fake", gen_logits.sign())
+
+        if do_Dmain or do_Dr1:
+            real = real_img.detach().requires_grad_(do_Dr1)
+            real_logits = self.run_D(real, real_c)
+            if do_Dmain:
+                report("Loss/scores/real", real_logits)
+                report("Loss/signs/real", real_logits.sign())
+                if self.real_logits_hook is not None:
+                    self.real_logits_hook(real_logits)
+                if wgan:
+                    loss_D = wgan_d_loss(real_logits, gen_logits, cfg.wgan_epsilon)
+                else:
+                    loss_fake, loss_real = d_logistic_loss(real_logits, gen_logits)
+                    loss_D = loss_fake + loss_real
+                report("Loss/D/loss", loss_D)
+                loss_terms.append(loss_D)
+            if do_Dr1:
+                penalty = r1_penalty(real_logits, real)  # [N]
+                report("Loss/r1_penalty", penalty)
+                loss_r1 = penalty.unsqueeze(1) * (cfg.r1_gamma / 2)
+                report("Loss/D/reg", loss_r1)
+                loss_terms.append(loss_r1 + real_logits * 0)
+            if do_Dgp:
+                alpha = torch.rand([real_img.shape[0], 1, 1, 1], device=real_img.device)
+                mixed = real_img.detach().lerp(gen_img.detach(), alpha).requires_grad_(True)
+                mixed_logits = self.run_D(mixed, real_c)
+                gp = gradient_penalty(mixed_logits, mixed, cfg.wgan_target)  # [N]
+                report("Loss/gp", gp)
+                loss_gp = gp.unsqueeze(1) * cfg.wgan_lambda
+                report("Loss/D/reg", loss_gp)
+                loss_terms.append(loss_gp)
+        if loss_terms:
+            sum(t.mean() for t in loss_terms).mul(gain).backward()
+
+    def take_pl_stats(self) -> torch.Tensor:
+        out, self.pl_sum = self.pl_sum, torch.zeros_like(self.pl_sum)
+        return out
+
+    def take_w_stats(self) -> Optional[torch.Tensor]:
+        out, self.w_sum = self.w_sum, None
+        return out
+
+
+__all__ = ["g_nonsaturating_loss", "d_logistic_loss", "wgan_g_loss", "wgan_d_loss", "input_gradient_sq_norm",
+           "r1_penalty", "gradient_penalty", "pl_noise_like", "path_lengths", "lazy_regularization_adam",
+           "StyleGANLoss"]
