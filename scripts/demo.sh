@@ -4,22 +4,23 @@
 # run directory. About 6-8 minutes on 2 CPU cores.
 #
 # Knobs (environment): DEMO_OUTDIR (default runs), DEMO_MINUTES (training time cap, default 5),
-# DEMO_KIMG (training length in kimg, default 30; whichever of the two comes first ends training),
-# DEMO_DEVICE (default cpu).
+# DEMO_KIMG (training length in kimg, default 60; whichever of the two comes first ends training),
+# DEMO_DEVICE (default cpu), DEMO_THREADS (CPU threads, default 1: on a shared or busy 2-core machine
+# two intra-op threads can be many times slower than one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 PY=.venv/bin/python
 OUTDIR=${DEMO_OUTDIR:-runs}
 MINUTES=${DEMO_MINUTES:-5}
-KIMG=${DEMO_KIMG:-30}
+KIMG=${DEMO_KIMG:-60}
 DEVICE=${DEMO_DEVICE:-cpu}
 start=$(date +%s)
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 "$PY" -m stylegan train --outdir "$OUTDIR" --data builtin:mnist --cfg cpu --kimg "$KIMG" \
-    --max-minutes "$MINUTES" --aug noaug --device "$DEVICE" --desc mnist-cpu-demo | tee "$log"
+    --max-minutes "$MINUTES" --aug noaug --device "$DEVICE" --threads "${DEMO_THREADS:-1}" --desc mnist-cpu-demo | tee "$log"
 run=$(sed -n 's/^run directory: //p' "$log" | tail -n 1)
 snap=$(sed -n 's/^last snapshot: //p' "$log" | tail -n 1)
 if [ -z "$run" ] || [ -z "$snap" ]; then

@@ -105,12 +105,12 @@ def _cpu_config(shape: DataShape, *, name: str, batch: int, channel_base: int, c
                            ema_kimg=ema_kimg, ema_rampup=0.05, map_layers=2, pl_weight=pl_weight,
                            channel_max=channel_max, z_dim=z_dim, w_dim=z_dim, num_fp16_res=0,
                            conv_clamp=None, name=name)
-    return cfg.replace(kimg_per_tick=1.0, snap=5, total_kimg=10.0)
+    return cfg.replace(kimg_per_tick=1.0, snap=5, total_kimg=30.0)
 
 
 PRESETS.update({
-    "cpu": lambda s: _cpu_config(s, name="cpu", batch=32, channel_base=2048, channel_max=128, z_dim=128,
-                                 lr=0.0025, gamma=0.1, ema_kimg=1.0),
+    "cpu": lambda s: _cpu_config(s, name="cpu", batch=32, channel_base=512, channel_max=32, z_dim=64,
+                                 lr=0.0025, gamma=1.0, ema_kimg=1.0),
     "tiny": lambda s: _cpu_config(s, name="tiny", batch=8, channel_base=256, channel_max=32, z_dim=32,
                                   lr=0.002, gamma=1.0, ema_kimg=0.5).replace(kimg_per_tick=0.032, snap=1,
                                                                              total_kimg=0.064),
