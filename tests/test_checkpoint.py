@@ -226,3 +226,14 @@ def test_fixed_length_tuples_read_back_per_position():
 def to_dict_(obj):
     from stylegan.io.serialize import to_dict
     return to_dict(obj)
+
+
+def test_atomic_write_uses_normal_permissions(tmp_path):
+    G, _ = nets()
+    path = tmp_path / "ck.safetensors"
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(path, {"G_ema": G})
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o644
