@@ -10,7 +10,7 @@ from stylegan.models import (DiscriminatorConfig, Generator, GeneratorConfig, Ma
                              build_discriminator, mix_styles)
 from stylegan.synth.sample import z_from_seeds
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official_sg2_tiny.npz"
+from official_fixture import FIXTURE, needs_fixture
 
 
 def tiny_g(res=16, arch="skip", c_dim=0, **kw):
@@ -139,7 +139,7 @@ def test_fp32_on_cpu_even_with_fp16_layers():
     assert img.dtype == torch.float32 and D(img).dtype == torch.float32
 
 
-@pytest.mark.skipif(not FIXTURE.exists(), reason="shared fixture not present")
+@needs_fixture
 def test_official_fixture_parity_direct_keys():
     """Our modules reproduce NVIDIA's official outputs given the same weights (keys renamed only)."""
     data = np.load(FIXTURE)

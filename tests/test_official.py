@@ -32,8 +32,7 @@ from stylegan.models import (DiscriminatorConfig, Generator, GeneratorConfig, Ma
                              build_discriminator)
 from stylegan.ops import conv2d_resample, setup_filter
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official_sg2_tiny.npz"
-needs_fixture = pytest.mark.skipif(not FIXTURE.exists(), reason="shared fixture not present")
+from official_fixture import FIXTURE, needs_fixture
 OUTPUTS = ("out.ws", "out.ws_trunc", "out.img_const", "out.img_none", "out.img_trunc", "out.d_logits")
 
 

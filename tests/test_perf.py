@@ -15,7 +15,7 @@ from stylegan.ops.bias_act import bias_act_reference
 from stylegan.ops.conv import choose_fused
 from stylegan.ops.filters import _upfirdn2d_fast, upfirdn2d_reference
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official_sg2_tiny.npz"
+from official_fixture import FIXTURE, needs_fixture
 
 
 def grads(fn, inputs, create_graph=True):
@@ -233,7 +233,7 @@ def test_set_channels_last_switches_every_block():
     assert perf.set_channels_last(G, False) == len(G.synthesis.block_resolutions)
 
 
-@pytest.mark.skipif(not FIXTURE.exists(), reason="shared fixture not present")
+@needs_fixture
 @pytest.mark.parametrize("fused", [True, False, "auto"])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_official_fixture_parity_on_every_fast_path(fused, channels_last):
