@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -371,8 +371,9 @@ _TF_IGNORED = {"lod": "level of detail of progressive growing; unused by StyleGA
 
 
 def tf_to_ours_state(params: dict[str, np.ndarray], module: nn.Module,
-                     sources: Callable[[str], Source | str], what: str) -> dict[str, torch.Tensor]:
-    """Fill every tensor of `module` from TF variables; every TF variable must be used once."""
+                     sources: Callable[[str], Source | str], what: str,
+                     ignored: Iterable[str] = tuple(_TF_IGNORED)) -> dict[str, torch.Tensor]:
+    """Fill every tensor of `module` from TF variables; every TF variable but `ignored` used once."""
     own = module.state_dict()
     state: dict[str, torch.Tensor] = {}
     origin: dict[str, str] = {}
@@ -396,7 +397,7 @@ def tf_to_ours_state(params: dict[str, np.ndarray], module: nn.Module,
             raise OfficialFormatError(f"{what}: {name}: {e}") from None
         state[key] = torch.from_numpy(np.array(arr, dtype=np.float32, order="C"))  # keeps 0-d shapes
         origin[key] = name
-    unused = sorted(set(params) - used - set(_TF_IGNORED))
+    unused = sorted(set(params) - used - set(ignored))
     if missing or unused:
         parts = []
         if unused:

@@ -45,15 +45,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
-from torch import nn
 
-from .official import _MALFORMED, OfficialFormatError, OfficialNetwork, TFNetwork, _fit_state, _float, _int, _Kwargs
+from .official import _MALFORMED, OfficialFormatError, OfficialNetwork, TFNetwork, _float, _int, _Kwargs
 from .official_tf import (DERIVED, _conv, _conv_flip, _dense, _first, _merged_kwargs, _ndim, _noise, _same_array,
-                          tf_params)
+                          tf_params, tf_to_ours_state)
 
 __all__ = ["tf1_network", "tf1_generator_config", "tf1_discriminator_config", "tf1_generator_sources",
-           "tf1_discriminator_sources", "tf1_to_ours_state", "fused_scale_at", "V1_BUILD_FUNCS"]
+           "tf1_discriminator_sources", "fused_scale_at", "V1_BUILD_FUNCS"]
 
 V1_BUILD_FUNCS = ("G_style", "D_basic")
 _FUSE_FROM = 128  # fused_scale='auto' threshold in pixels (G: output of the layer, D: its input)
@@ -373,43 +371,6 @@ def tf1_discriminator_sources(cfg: Any) -> Callable[[str], Source | str]:
     return sources
 
 
-def tf1_to_ours_state(params: dict[str, np.ndarray], module: nn.Module, sources: Callable[[str], Source | str],
-                      ignored: set[str], what: str) -> dict[str, torch.Tensor]:
-    """Fill every tensor of `module` from TF variables; every TF variable (except `ignored`) used once."""
-    state: dict[str, torch.Tensor] = {}
-    origin: dict[str, str] = {}
-    used: set[str] = set()
-    missing: list[str] = []
-    for key, ref in module.state_dict().items():
-        src = sources(key)
-        if src == DERIVED:
-            state[key] = ref.clone()
-            continue
-        name, fn = src
-        if name not in params:
-            missing.append(f"{key} <- {name}")
-            continue
-        if name in used:
-            raise OfficialFormatError(f"{what}: TF variable {name} would be used twice")
-        used.add(name)
-        try:
-            arr = fn(np.asarray(params[name]))
-        except OfficialFormatError as e:
-            raise OfficialFormatError(f"{what}: {name}: {e}") from None
-        state[key] = torch.from_numpy(np.array(arr, dtype=np.float32, order="C"))  # keeps 0-d shapes
-        origin[key] = name
-    unused = sorted(set(params) - used - ignored)
-    if missing or unused:
-        parts = []
-        if unused:
-            parts.append(f"{len(unused)} TF variable(s) not used: {unused[:6]}")
-        if missing:
-            parts.append(f"{len(missing)} tensor(s) of ours not filled: {missing[:6]}")
-        raise OfficialFormatError(f"{what}: the TF variables do not fit the network built from its kwargs: "
-                                  + "; ".join(parts))
-    return _fit_state(module, state, origin, what)
-
-
 def tf1_network(path: Path, name: str, net: TFNetwork) -> OfficialNetwork:
     """Describe one TF StyleGAN (v1) network of a pickle as an importable OfficialNetwork."""
     what = f"{path.name} [{name}]"
@@ -433,5 +394,5 @@ def tf1_network(path: Path, name: str, net: TFNetwork) -> OfficialNetwork:
     except _MALFORMED as e:
         result.error = f"{what}: malformed TF network record ({type(e).__name__}: {e})"
         return result
-    result.state_fn = lambda module: tf1_to_ours_state(params, module, sources, ignored, what)
+    result.state_fn = lambda module: tf_to_ours_state(params, module, sources, what, ignored)
     return result
