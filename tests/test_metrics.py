@@ -3,7 +3,6 @@ end-to-end pipeline on toy objects. Nothing here downloads or needs the official
 from __future__ import annotations
 
 import math
-import urllib.request
 
 import numpy as np
 import pytest
@@ -23,20 +22,7 @@ from stylegan.metrics.separability import conditional_entropy, separability_scor
 from stylegan.metrics.testing import ToyDataset, ToyGenerator, save_fake_detector
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("STYLEGAN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("STYLEGAN_OFFLINE", "1")
-    monkeypatch.delenv("STYLEGAN_DETECTOR_DIR", raising=False)
-
-    def no_network(*a, **k):
-        raise AssertionError("tests must not download")
-
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: thread hand-offs cost more than they save on a busy 2-core box
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 def random_spd(rng, d):

@@ -4,7 +4,6 @@ multi-process (gloo, CPU) gather order."""
 from __future__ import annotations
 
 import json
-import urllib.request
 
 import numpy as np
 import pytest
@@ -19,20 +18,7 @@ from stylegan.metrics.separability import (load_attribute_classifier, save_attri
 from stylegan.metrics.testing import ToyDataset, ToyGenerator, save_fake_detector
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("STYLEGAN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("STYLEGAN_OFFLINE", "1")
-    monkeypatch.delenv("STYLEGAN_DETECTOR_DIR", raising=False)
-
-    def no_network(*a, **k):
-        raise AssertionError("tests must not download")
-
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 def labelled_dataset(n=96, res=16, seed=0):

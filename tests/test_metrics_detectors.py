@@ -17,20 +17,7 @@ from stylegan.metrics.testing import save_fake_detector
 INCEPTION = OFFICIAL_DETECTORS["inception"]
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("STYLEGAN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("STYLEGAN_OFFLINE", "1")
-    monkeypatch.delenv("STYLEGAN_DETECTOR_DIR", raising=False)
-
-    def no_network(*a, **k):
-        raise AssertionError("tests must not download")
-
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 @pytest.fixture(scope="module")
