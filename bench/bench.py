@@ -488,7 +488,7 @@ def main(argv=None):
 
     print()
     cols = [f"gen b{b}" for b in args.gen_batches] + ["train"]
-    print(f"| config | variant | " + " | ".join(f"{c} img/s" for c in cols) + " | train batch |")
+    print("| config | variant | " + " | ".join(f"{c} img/s" for c in cols) + " | train batch |")
     print("|---" * (len(cols) + 3) + "|")
     for r in results:
         for vname, v in r["variants"].items():

@@ -2,7 +2,6 @@
 import itertools
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -335,6 +334,7 @@ def test_maybe_compile_keeps_genuine_errors_and_eager_context():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # inside torch
 def test_torch_compile_forward_matches_and_r1_runs_eager():
     G, D = tiny_nets(res=8)
     wrapped = perf.maybe_compile(D, True)

@@ -10,7 +10,8 @@ gradients, which R1 and path-length regularization need):
 - `set_modconv_policy("auto" | "fused" | "unfused")`: how `modulated_conv2d(fused="auto")` chooses.
   Networks use it when built with `fused_modconv="auto"` or called with `fused_modconv="auto"`.
 - `set_channels_last(module, True)`: StyleGAN2 blocks keep their activations in NHWC, which oneDNN
-  convolutions (CPU) and tensor cores (CUDA) prefer. Opt-in: measured +20% for D, +0-5% for G on CPU.
+  convolutions (CPU) and tensor cores (CUDA) prefer. Opt-in: +5-15% on CPU at batch >= 4, nothing
+  at batch 1.
 - `maybe_compile(module, enabled, mode)`: torch.compile, falling back to eager with a warning
   when compilation fails. aot_autograd cannot differentiate twice, so run R1 / path-length
   phases inside `with eager():` (the wrapper then calls the original module).
