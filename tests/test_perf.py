@@ -169,6 +169,30 @@ def test_fast_path_switches_restore_state():
         perf.set_fast_paths(warp_drive=True)
 
 
+def test_switches_are_local_to_the_thread_that_sets_them():
+    """A reference-mode block in one thread must not change what another thread computes."""
+    import threading
+
+    seen = {}
+    inside, release = threading.Event(), threading.Event()
+
+    def other():
+        inside.wait(5)
+        seen["paths"], seen["policy"] = perf.get_fast_paths(), perf.get_modconv_policy()
+        seen["eager"] = perf.eager_forced()
+        release.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    with perf.reference_mode(), perf.eager():
+        assert perf.get_modconv_policy() == "fused" and not any(perf.get_fast_paths().values())
+        inside.set()
+        release.wait(5)
+    t.join()
+    assert seen == {"paths": {"upfirdn2d": True, "demod": True, "bias_act": True}, "policy": "auto", "eager": False}
+    assert perf.get_modconv_policy() == "auto" and all(perf.get_fast_paths().values())
+
+
 # ------------------------------------------------------------------------------------------ networks
 
 

@@ -2,7 +2,8 @@
 torch.compile with an eager fallback, mixed-precision policy, allocator report.
 
 Every switch selects between two evaluations of the same function, and the plain one stays
-available beside the fast one (tests/test_perf.py checks that they agree, including second-order
+available beside the fast one. The switches are context-local (`contextvars`, see
+`stylegan.ops.settings`): they apply to the calling thread / asyncio task, never process-wide (tests/test_perf.py checks that they agree, including second-order
 gradients, which R1 and path-length regularization need):
 
 - `fast_paths(False)` / `set_fast_paths(...)`: the reference forms of upfirdn2d, the demodulation
@@ -25,75 +26,70 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import warnings
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
-from .ops.conv import MODCONV_POLICY
-from .ops.filters import FAST_PATHS
-
-MODCONV_POLICIES = ("auto", "fused", "unfused")
+from .ops.settings import MODCONV_POLICIES, OpSettings, op_settings, set_op_settings, use_op_settings
 
 # ---------------------------------------------------------------------------------------------
-# Fast-path switches (process-wide)
+# Fast-path switches (context-local: `stylegan.ops.settings`)
 
 
 def get_fast_paths() -> dict[str, bool]:
-    """Current state of the op-level fast paths (upfirdn2d, demod, bias_act)."""
-    return dict(FAST_PATHS)
+    """Current state of the op-level fast paths (upfirdn2d, demod, bias_act) in this context."""
+    s = op_settings()
+    return {k: getattr(s, k) for k in OpSettings.fast_path_names()}
+
+
+def _fast_path_changes(enabled: bool | None, which: dict[str, bool]) -> dict[str, bool]:
+    names = OpSettings.fast_path_names()
+    unknown = set(which) - set(names)
+    if unknown:
+        raise ValueError(f"unknown fast path(s) {sorted(unknown)}; known: {sorted(names)}")
+    changes = {k: bool(enabled) for k in names} if enabled is not None else {}
+    changes.update({k: bool(v) for k, v in which.items()})
+    return changes
 
 
 def set_fast_paths(enabled: bool | None = None, **which: bool) -> dict[str, bool]:
-    """Turn all fast paths on/off (`enabled`) and/or individual ones by name; returns the old state."""
-    old = dict(FAST_PATHS)
-    unknown = set(which) - set(FAST_PATHS)
-    if unknown:
-        raise ValueError(f"unknown fast path(s) {sorted(unknown)}; known: {sorted(FAST_PATHS)}")
-    if enabled is not None:
-        for k in FAST_PATHS:
-            FAST_PATHS[k] = bool(enabled)
-    for k, v in which.items():
-        FAST_PATHS[k] = bool(v)
+    """Turn all fast paths on/off (`enabled`) and/or individual ones by name in this context (thread
+    / task) until changed again; returns the old state. Prefer the `fast_paths` context manager."""
+    old = get_fast_paths()
+    set_op_settings(replace(op_settings(), **_fast_path_changes(enabled, which)))
     return old
 
 
 @contextlib.contextmanager
 def fast_paths(enabled: bool | None = True, **which: bool) -> Iterator[None]:
-    """Context manager form of `set_fast_paths`; `fast_paths(False)` runs the reference forms."""
-    old = set_fast_paths(enabled, **which)
-    try:
+    """Fast paths on/off for the block; `fast_paths(False)` runs the reference forms."""
+    with use_op_settings(**_fast_path_changes(enabled, which)):
         yield
-    finally:
-        FAST_PATHS.update(old)
 
 
 def get_modconv_policy() -> str:
-    return MODCONV_POLICY["policy"]
+    return op_settings().modconv
 
 
 def set_modconv_policy(policy: str) -> str:
     """'auto' (default: the faster form per layer, see `ops.conv.choose_fused`), 'fused' or 'unfused'.
 
-    Applies to calls with `fused="auto"`; returns the previous policy.
+    Applies to calls with `fused="auto"` in this context until changed again; returns the previous
+    policy. Prefer the `modconv_policy` context manager.
     """
-    if policy not in MODCONV_POLICIES:
-        raise ValueError(f"modconv policy must be one of {MODCONV_POLICIES}, got {policy!r}")
-    old = MODCONV_POLICY["policy"]
-    MODCONV_POLICY["policy"] = policy
-    return old
+    old = op_settings()
+    set_op_settings(replace(old, modconv=policy))  # OpSettings validates the name
+    return old.modconv
 
 
 @contextlib.contextmanager
 def modconv_policy(policy: str) -> Iterator[None]:
-    old = set_modconv_policy(policy)
-    try:
+    with use_op_settings(modconv=policy):
         yield
-    finally:
-        MODCONV_POLICY["policy"] = old
 
 
 @contextlib.contextmanager
@@ -125,11 +121,11 @@ def set_channels_last(module: nn.Module, enabled: bool = True) -> int:
 # ---------------------------------------------------------------------------------------------
 # torch.compile with an eager fallback
 
-_EAGER = threading.local()
+_EAGER: ContextVar[bool] = ContextVar("stylegan_force_eager", default=False)
 
 
 def eager_forced() -> bool:
-    return getattr(_EAGER, "depth", 0) > 0
+    return _EAGER.get()
 
 
 @contextlib.contextmanager
@@ -139,11 +135,11 @@ def eager() -> Iterator[None]:
     Use it for phases that differentiate twice (R1 via autograd.grad(create_graph=True), path
     length): torch.compile's aot_autograd raises "does not currently support double backward".
     """
-    _EAGER.depth = getattr(_EAGER, "depth", 0) + 1
+    token = _EAGER.set(True)
     try:
         yield
     finally:
-        _EAGER.depth -= 1
+        _EAGER.reset(token)
 
 
 class CompiledModule(nn.Module):

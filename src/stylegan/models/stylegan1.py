@@ -286,7 +286,7 @@ class V1SynthesisBlock(nn.Module):
         self.torgb = V1Conv(out_channels, cfg.img_channels, 1, gain=1.0, activation="linear")
 
     def forward(self, x: torch.Tensor | None, ws: torch.Tensor, noise_mode: NoiseMode = "random",
-                fused: bool = True) -> torch.Tensor:
+                fused: bool | str = True) -> torch.Tensor:
         if self.resolution == 4:
             if hasattr(self, "const"):
                 x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
@@ -298,7 +298,7 @@ class V1SynthesisBlock(nn.Module):
         x = self.epilogue1(self.conv1(x), ws[:, 1], noise_mode)
         return x
 
-    def rgb(self, x: torch.Tensor, w: torch.Tensor | None, fused: bool = True) -> torch.Tensor:
+    def rgb(self, x: torch.Tensor, w: torch.Tensor | None, fused: bool | str = True) -> torch.Tensor:
         return self.torgb(x)
 
 
@@ -324,14 +324,14 @@ class RevisedSynthesisBlock(nn.Module):
         self.torgb = ToRGB(out_channels, cfg.img_channels, cfg.w_dim, conv_clamp=cfg.conv_clamp)
 
     def forward(self, x: torch.Tensor | None, ws: torch.Tensor, noise_mode: NoiseMode = "random",
-                fused: bool = True) -> torch.Tensor:
+                fused: bool | str = True) -> torch.Tensor:
         if self.conv0 is None:
             x = self.const.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
             return self.conv1(x, ws[:, 0], noise_mode, fused)
         x = self.conv0(x, ws[:, 0], noise_mode, fused)
         return self.conv1(x, ws[:, 1], noise_mode, fused)
 
-    def rgb(self, x: torch.Tensor, w: torch.Tensor, fused: bool = True) -> torch.Tensor:
+    def rgb(self, x: torch.Tensor, w: torch.Tensor, fused: bool | str = True) -> torch.Tensor:
         return self.torgb(x, w, fused)
 
 
@@ -368,14 +368,14 @@ class SynthesisNetwork(nn.Module):
     def blocks(self) -> list[nn.Module]:
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
 
-    def forward(self, ws: torch.Tensor, noise_mode: NoiseMode = "const", fused_modconv: bool | None = None,
+    def forward(self, ws: torch.Tensor, noise_mode: NoiseMode = "const", fused_modconv: bool | str | None = None,
                 force_fp32: bool = False, lod: float | None = None) -> torch.Tensor:
         """lod: level of detail (None: the `lod` buffer). Returns [N, C, R, R] at every lod."""
         resolution, alpha = _resolve_lod(self, lod)
         return self.forward_at(ws, resolution, alpha, noise_mode=noise_mode, fused_modconv=fused_modconv)
 
     def forward_at(self, ws: torch.Tensor, resolution: int, alpha: float = 1.0, *,
-                   noise_mode: NoiseMode = "const", fused_modconv: bool | None = None,
+                   noise_mode: NoiseMode = "const", fused_modconv: bool | str | None = None,
                    upsample: bool = True) -> torch.Tensor:
         """Render at `resolution` with the newest block faded in by `alpha` in [0, 1].
 

@@ -14,11 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .filters import FAST_PATHS, Padding, _padding4, filter_size, upfirdn2d
-
-# How `modulated_conv2d(fused="auto")` picks its form; `stylegan.perf.set_modconv_policy` sets it.
-# "auto": the measured-faster form on this backend (see `choose_fused`); "fused" / "unfused": always.
-MODCONV_POLICY: dict[str, str] = {"policy": "auto"}
+from .filters import Padding, _padding4, filter_size, upfirdn2d
+from .settings import op_settings
 
 
 def _resample_padding(f: torch.Tensor | None, up: int, down: int, padding: Padding) -> list[int]:
@@ -107,7 +104,7 @@ def choose_fused(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor | N
                  up: int = 1, down: int = 1) -> bool:
     """Whether `modulated_conv2d(fused="auto")` uses the fused (grouped, per-sample weight) form.
 
-    `MODCONV_POLICY["policy"]` decides: "fused" / "unfused" force a form; "auto" picks the faster
+    `op_settings().modconv` decides: "fused" / "unfused" force a form; "auto" picks the faster
     one as measured (docs/performance.md):
     - CUDA: the official rule, fused for inference in fp32 (or batch 1), unfused when autograd
       records (training) because the grouped conv's weight gradient is slow there.
@@ -118,11 +115,9 @@ def choose_fused(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor | N
       with or without autograd: fused iff up == down == 1 and 2 * O*I*kh*kw <= (I + O) * H * W.
     x: [N, I, H, W]; weight: [O, I, kh, kw]; styles: [N, I].
     """
-    policy = MODCONV_POLICY["policy"]
-    if policy in ("fused", "unfused"):
-        return policy == "fused"
+    policy = op_settings().modconv
     if policy != "auto":
-        raise ValueError(f"modconv policy must be 'auto', 'fused' or 'unfused', got {policy!r}")
+        return policy == "fused"
     if x.device.type == "cuda":
         recording = torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in (x, weight, styles))
@@ -156,7 +151,7 @@ def modulated_conv2d(
     mathematically identical (demodulation is a per-output-channel scale) and faster for large
     batches and for training on some backends. `fused="auto"` picks by `choose_fused`.
 
-    With `FAST_PATHS["demod"]` the demodulation coefficients come from
+    With `op_settings().demod` the demodulation coefficients come from
     sum_{i,k} (s_i w_oik)^2 = sum_i s_i^2 (sum_k w_oik^2), a [N, I] x [I, O] matmul, instead of
     materialising the [N, O, I, kh, kw] modulated weight (which the unfused form then never needs).
     """
@@ -177,7 +172,7 @@ def modulated_conv2d(
     elif not isinstance(fused, bool):
         raise ValueError(f"fused must be True, False or 'auto', got {fused!r}")
 
-    if not FAST_PATHS["demod"]:
+    if not op_settings().demod:
         return _modulated_conv2d_reference(x, weight, styles, up=up, down=down, padding=padding,
                                            resample_filter=resample_filter, demodulate=demodulate,
                                            flip_weight=flip_weight, fused=fused)

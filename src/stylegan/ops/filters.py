@@ -7,7 +7,7 @@ kernel) so it runs and differentiates (twice, for R1 / path length) on any devic
 
 Two evaluations of the same definition live here:
 - `upfirdn2d_reference`: the literal form (zero insertion, pad, full-resolution FIR, decimation).
-- the fast form used by `upfirdn2d` (unless `FAST_PATHS["upfirdn2d"]` is False): upsampling is a
+- the fast form used by `upfirdn2d` (unless `op_settings().upfirdn2d` is False): upsampling is a
   depthwise *transposed* strided conv (the polyphase decomposition: no multiplications by the
   inserted zeros), downsampling a depthwise *strided* conv (no filtering of discarded pixels), and
   symmetric padding goes into the conv itself instead of a padded copy. Both use only `conv2d` /
@@ -21,15 +21,10 @@ from typing import Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from .settings import op_settings
+
 Padding = Union[int, Sequence[int]]
 
-# Process-wide switches for the fast evaluations in ops/ (`stylegan.perf.fast_paths` toggles them).
-# Every switch selects between two forms of the same function; False gives the plain reference form.
-FAST_PATHS: dict[str, bool] = {
-    "upfirdn2d": True,  # polyphase / strided depthwise convs instead of zero insertion + decimation
-    "demod": True,  # demodulation coefficients by a [N, I] x [I, O] matmul, not a [N, O, I, k, k] tensor
-    "bias_act": True,  # one autograd node for bias + activation + gain + clamp
-}
 
 
 def setup_filter(
@@ -220,9 +215,9 @@ def upfirdn2d(
     [N, C, (H*up_y + py0 + py1 - kh) // down_y + 1, ...].  The filter is applied as a true
     convolution (flipped), unless `flip_filter`, which makes it a correlation; for the symmetric
     filters used here both agree. Evaluated by the polyphase / strided form when
-    `FAST_PATHS["upfirdn2d"]` (default), else by `upfirdn2d_reference`; both give the same result.
+    `op_settings().upfirdn2d` (default), else by `upfirdn2d_reference`; both give the same result.
     """
-    if FAST_PATHS["upfirdn2d"] and x.ndim == 4:
+    if op_settings().upfirdn2d and x.ndim == 4:
         unit = f is None
         if unit:
             f = torch.ones(1, 1, dtype=torch.float32, device=x.device)
