@@ -1,6 +1,4 @@
 """StyleGAN2 networks: shapes at every resolution, truncation, mixing, noise, gradients, parity."""
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +8,7 @@ from stylegan.models import (DiscriminatorConfig, Generator, GeneratorConfig, Ma
                              build_discriminator, mix_styles)
 from stylegan.synth.sample import z_from_seeds
 
-from official_fixture import FIXTURE, needs_fixture
+from official_fixture import load_fixture_networks, needs_fixture
 
 
 def tiny_g(res=16, arch="skip", c_dim=0, **kw):
@@ -142,20 +140,7 @@ def test_fp32_on_cpu_even_with_fp16_layers():
 @needs_fixture
 def test_official_fixture_parity_direct_keys():
     """Our modules reproduce NVIDIA's official outputs given the same weights (keys renamed only)."""
-    data = np.load(FIXTURE)
-    meta = json.loads(FIXTURE.with_suffix(".json").read_text())
-    assert meta["G_kwargs"]["architecture"] == "skip"
-    G = Generator(GeneratorConfig(z_dim=64, w_dim=64, img_resolution=32, channel_base=1024, channel_max=64,
-                                  mapping=MappingConfig(num_layers=2)))
-    D = build_discriminator(DiscriminatorConfig(img_resolution=32, channel_base=1024, channel_max=64,
-                                                mbstd_group_size=2))
-
-    def sd(prefix):
-        return {k[len(prefix):].replace("noise_const", "noise.const").replace("noise_strength", "noise.strength"):
-                torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)}
-
-    G.load_state_dict(sd("G."), strict=True)
-    D.load_state_dict(sd("D."), strict=True)
+    data, _, G, D = load_fixture_networks()
     z = torch.from_numpy(data["in.z"])
     with torch.no_grad():
         ws = G.mapping(z)

@@ -1,9 +1,7 @@
 """Fast paths (stylegan.perf) against their plain forms: values, first- and second-order gradients."""
 import itertools
-import json
 import warnings
 
-import numpy as np
 import pytest
 import torch
 
@@ -14,7 +12,7 @@ from stylegan.ops.bias_act import bias_act_reference
 from stylegan.ops.conv import choose_fused
 from stylegan.ops.filters import _upfirdn2d_fast, upfirdn2d_reference
 
-from official_fixture import FIXTURE, needs_fixture
+from official_fixture import load_fixture_networks, needs_fixture
 
 
 def grads(fn, inputs, create_graph=True):
@@ -260,20 +258,7 @@ def test_set_channels_last_switches_every_block():
 @pytest.mark.parametrize("fused", [True, False, "auto"])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_official_fixture_parity_on_every_fast_path(fused, channels_last):
-    data = np.load(FIXTURE)
-    meta = json.loads(FIXTURE.with_suffix(".json").read_text())
-    assert meta["D_kwargs"]["epilogue_kwargs"]["mbstd_group_size"] == 2
-    G = Generator(GeneratorConfig(z_dim=64, w_dim=64, img_resolution=32, channel_base=1024, channel_max=64,
-                                  mapping=MappingConfig(num_layers=2)))
-    D = build_discriminator(DiscriminatorConfig(img_resolution=32, channel_base=1024, channel_max=64,
-                                                mbstd_group_size=2))
-
-    def sd(prefix):
-        return {k[len(prefix):].replace("noise_const", "noise.const").replace("noise_strength", "noise.strength"):
-                torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)}
-
-    G.load_state_dict(sd("G."), strict=True)
-    D.load_state_dict(sd("D."), strict=True)
+    data, _, G, D = load_fixture_networks()
     perf.set_channels_last(G, channels_last)
     perf.set_channels_last(D, channels_last)
     z = torch.from_numpy(data["in.z"])

@@ -49,6 +49,7 @@ from ..nn import Conv2d, FullyConnected, MinibatchStd, ModulatedConv2d, NoiseInp
 from ..ops import adain, bias_act, filter2d, instance_norm, normalize_2nd_moment, setup_filter
 from .config import DiscriminatorConfig, GeneratorConfig, StyleGAN1Options
 from .mapping import MappingNetwork
+from .stylegan2 import epilogue_logits
 
 SQRT2 = math.sqrt(2.0)
 
@@ -457,15 +458,7 @@ class DiscriminatorEpilogue(nn.Module):
             self.out = FullyConnected(c2, out)
 
     def forward(self, x: torch.Tensor, cmap: torch.Tensor | None) -> torch.Tensor:
-        if self.mbstd is not None:
-            x = self.mbstd(x)
-        x = self.conv(x)
-        x = self.fc(x.flatten(1))
-        x = self.out(x)  # [N, 1] or [N, cmap_dim]
-        if self.cmap_dim > 0:
-            # Projection discriminator (as in StyleGAN2): logit = <out, embed(c)> / sqrt(cmap_dim).
-            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
-        return x
+        return epilogue_logits(self, x, cmap)
 
 
 class Discriminator(nn.Module):

@@ -131,6 +131,22 @@ class SynthesisNetwork(nn.Module):
         return img.contiguous()  # NCHW even when the blocks run channels_last (no-op otherwise)
 
 
+def epilogue_logits(epilogue: nn.Module, x: torch.Tensor, cmap: torch.Tensor | None) -> torch.Tensor:
+    """The 4x4 tail shared by every discriminator (v1 and v2): [mbstd] -> conv -> fc -> out.
+
+    x: [N, C, 4, 4] -> logits [N, 1]. Conditional networks output [N, cmap_dim] and take the
+    projection logit <out, embed(c)> / sqrt(cmap_dim) (Miyato & Koyama 2018; StyleGAN2-ADA).
+    """
+    if epilogue.mbstd is not None:
+        x = epilogue.mbstd(x)
+    x = epilogue.conv(x)
+    x = epilogue.fc(x.flatten(1))
+    x = epilogue.out(x)  # [N, 1] or [N, cmap_dim]
+    if epilogue.cmap_dim > 0:
+        x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(epilogue.cmap_dim))
+    return x
+
+
 class DiscriminatorBlock(nn.Module):
     """One resolution of the StyleGAN2 discriminator: [fromRGB] -> conv -> conv (2x down) [+ skip]."""
 
@@ -189,16 +205,7 @@ class DiscriminatorEpilogue(nn.Module):
         if self.architecture == "skip":
             y = self.fromrgb(img.to(torch.float32))
             x = y if x is None else x.to(torch.float32) + y
-        x = x.to(torch.float32)
-        if self.mbstd is not None:
-            x = self.mbstd(x)
-        x = self.conv(x)
-        x = self.fc(x.flatten(1))
-        x = self.out(x)  # [N, 1] or [N, cmap_dim]
-        if self.cmap_dim > 0:
-            # Projection discriminator (Miyato & Koyama 2018): logit = <out, embed(c)> / sqrt(dim).
-            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
-        return x
+        return epilogue_logits(self, x.to(torch.float32), cmap)
 
 
 class Discriminator(nn.Module):
