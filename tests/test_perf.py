@@ -395,3 +395,19 @@ def test_retain_malloc_in_a_subprocess():
         assert "M_MMAP_MAX=0" in mallopt
     else:
         assert ok == "False" and not mallopt  # not glibc: nothing applied, nothing claimed
+
+
+@pytest.mark.parametrize("retain", [True, False])
+def test_cpu_training_process_retains_malloc_unless_told_not_to(retain):
+    """`stylegan train` on CPU applies retain_malloc (default) and leaves glibc alone with --no-retain-malloc."""
+    import subprocess
+    import sys
+
+    code = ("import torch; from stylegan import perf; from stylegan.training.loop import _configure_process; "
+            f"_configure_process(torch.device('cpu'), 1, None, {retain}); "
+            "print(perf.allocator_info().get('mallopt', ''))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    glibc = subprocess.run([sys.executable, "-c", "from stylegan import perf; print(perf.retain_malloc(False))"],
+                           capture_output=True, text=True, timeout=120).stdout.strip() == "True"
+    assert ("M_MMAP_MAX=0" in out.stdout) == (retain and glibc)

@@ -181,11 +181,13 @@ def find_snapshot(path: str) -> Path:
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Also stop (with a final snapshot) at the first tick after this many minutes.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads per process.")
+@click.option("--retain-malloc/--no-retain-malloc", default=True, show_default=True,
+              help="CPU: keep freed memory for reuse instead of unmapping it (faster; see docs/performance.md).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved TrainingConfig as JSON and exit.")
 @click.pass_context
 def command(ctx, outdir, data, cfg_name, gpus, batch, batch_gpu, gamma, kimg, snap, mirror, cond, resume, seed,
             metrics, aug, p, target, augpipe, g_arch, d_arch, map_layers, lr, ema, kimg_per_tick, device,
-            workers, desc, nan_ticks, max_minutes, threads, dry_run):
+            workers, desc, nan_ticks, max_minutes, threads, retain_malloc, dry_run):
     """Train a StyleGAN / StyleGAN2 network (one line per tick; snapshots in the run directory)."""
     from ..data.dataset import DatasetError, open_dataset
     from ..io.checkpoint import CheckpointError, read_checkpoint
@@ -273,7 +275,8 @@ def command(ctx, outdir, data, cfg_name, gpus, batch, batch_gpu, gamma, kimg, sn
 
     opts = RunOptions(data=data, outdir=outdir, desc=desc or run_desc(ds.name, cfg, given, world, snapshot is not None),
                       device=device, gpus=world, resume=None if snapshot is None else str(snapshot),
-                      workers=workers, max_bad_ticks=nan_ticks, max_minutes=max_minutes, threads=threads)
+                      workers=workers, max_bad_ticks=nan_ticks, max_minutes=max_minutes, threads=threads,
+                      retain_malloc=retain_malloc)
     try:
         result = train_with_options(cfg, opts)
     except TrainingDiverged as e:
