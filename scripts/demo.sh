@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
 # The README's main command: set up, train a small StyleGAN2 on the built-in MNIST digits on the CPU
 # for a few minutes, then write a sample grid, a style-mixing grid and a truncation sweep into the
-# run directory. About 6-8 minutes on 2 CPU cores.
+# run directory. About 6 minutes on 2 idle CPU cores (120 kimg at ~2.6 s/kimg).
 #
-# Knobs (environment): DEMO_OUTDIR (default runs), DEMO_MINUTES (training time cap, default 5),
-# DEMO_KIMG (training length in kimg, default 60; whichever of the two comes first ends training),
-# DEMO_DEVICE (default cpu), DEMO_THREADS (CPU threads, default 1: on a shared or busy 2-core machine
-# two intra-op threads can be many times slower than one).
+# Knobs (environment): DEMO_OUTDIR (default runs), DEMO_KIMG (training length, default 120: at this
+# network size StyleGAN2 draws one digit for every z from ~5 kimg and only spreads over all ten
+# after ~80-100 kimg, see docs/training.md), DEMO_MINUTES (training time cap, default 15; whichever
+# ends first), DEMO_DEVICE (default cpu), DEMO_PROCS (training processes, default 2 on a machine
+# with >= 2 cores: gloo data parallel, one thread each), DEMO_THREADS (threads per process, default 1:
+# on a busy machine intra-op threads wait for each other at every barrier).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 PY=.venv/bin/python
 OUTDIR=${DEMO_OUTDIR:-runs}
-MINUTES=${DEMO_MINUTES:-5}
-KIMG=${DEMO_KIMG:-60}
+MINUTES=${DEMO_MINUTES:-15}
+KIMG=${DEMO_KIMG:-120}
 DEVICE=${DEMO_DEVICE:-cpu}
+CORES=$(nproc 2>/dev/null || echo 1)
+PROCS=${DEMO_PROCS:-$([ "$DEVICE" = cpu ] && [ "$CORES" -ge 2 ] && echo 2 || echo 1)}
 start=$(date +%s)
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 "$PY" -m stylegan train --outdir "$OUTDIR" --data builtin:mnist --cfg cpu --kimg "$KIMG" \
-    --max-minutes "$MINUTES" --aug noaug --device "$DEVICE" --threads "${DEMO_THREADS:-1}" --desc mnist-cpu-demo | tee "$log"
+    --max-minutes "$MINUTES" --aug noaug --device "$DEVICE" --gpus "$PROCS" --threads "${DEMO_THREADS:-1}" \
+    --desc mnist-cpu-demo | tee "$log"
 run=$(sed -n 's/^run directory: //p' "$log" | tail -n 1)
 snap=$(sed -n 's/^last snapshot: //p' "$log" | tail -n 1)
 if [ -z "$run" ] || [ -z "$snap" ]; then
