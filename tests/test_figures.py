@@ -39,6 +39,15 @@ def network(tmp_path_factory, G):
     return path
 
 
+def assert_same_image(a, b):
+    """Equal up to rounding: a cell generated inside a batch may differ from the same image
+    generated alone by float summation order (oneDNN picks kernels by batch size and threads),
+    which can flip a value sitting on a .5 boundary by one level, never more."""
+    assert a.shape == b.shape
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01, (diff.max(), (diff > 0).mean())
+
+
 def synth_u8(G, ws, noise_mode="const"):
     with torch.no_grad():
         return to_uint8(G.synthesis(ws, noise_mode=noise_mode)).numpy()
@@ -72,17 +81,17 @@ def test_mixing_grid_layout_and_cells_equal_direct_generation(G):
     sources = generate(G, rows + cols)
     src = {s: to_uint8(sources[i:i + 1])[0].numpy() for i, s in enumerate(rows + cols)}
     for j, c in enumerate(cols):  # top row: column sources
-        assert np.array_equal(grid[:R, (j + 1) * R:(j + 2) * R], src[c])
+        assert_same_image(grid[:R, (j + 1) * R:(j + 2) * R], src[c])
     for i, r in enumerate(rows):  # left column: row sources
-        assert np.array_equal(grid[(i + 1) * R:(i + 2) * R, :R], src[r])
+        assert_same_image(grid[(i + 1) * R:(i + 2) * R, :R], src[r])
     ws = fig.seed_ws(G, rows + cols)
     w = {s: ws[i:i + 1] for i, s in enumerate(rows + cols)}
     for i, r in enumerate(rows):
         for j, c in enumerate(cols):
             # styles 0-3 from the column source = mix_styles(col, row, crossover 4)
             expect = synth_u8(G, mix_styles(w[c], w[r], 4))[0]
-            assert np.array_equal(grid[(i + 1) * R:(i + 2) * R, (j + 1) * R:(j + 2) * R], expect)
-            assert np.array_equal(cells[(r, c)], expect)
+            assert_same_image(grid[(i + 1) * R:(i + 2) * R, (j + 1) * R:(j + 2) * R], expect)
+            assert_same_image(cells[(r, c)], expect)
 
 
 def test_mixing_noncontiguous_styles_and_truncation(G):
@@ -91,7 +100,7 @@ def test_mixing_noncontiguous_styles_and_truncation(G):
     ws = G.truncate(fig.seed_ws(G, [1, 2]), 0.5)
     mixed = ws[0:1].clone()
     mixed[:, [1, 4]] = ws[1:2, [1, 4]]
-    assert np.array_equal(cells[(1, 2)], synth_u8(G, mixed)[0])
+    assert_same_image(cells[(1, 2)], synth_u8(G, mixed)[0])
     assert not np.array_equal(cells[(1, 2)], cells[(1, 1)])
 
 
