@@ -1,6 +1,4 @@
 """Training loop: EMA, a short run and its run directory, exact resume, NaN policy, v1 progressive."""
-import dataclasses
-import hashlib
 import json
 import math
 
@@ -14,7 +12,7 @@ from stylegan.training import distributed as ddp
 from stylegan.training.ema import ema_beta, update_ema
 from stylegan.training.loop import (DataStream, DivergenceMonitor, TrainingDiverged, TrainingSetupError, round_seed,
                                     train)
-from stylegan.training.presets import DataShape, resolve_preset
+from stylegan.training.presets import DataShape
 
 from test_training_helpers import make_dataset, module_tensors, tiny_config
 
@@ -277,3 +275,49 @@ def test_metrics_hook_writes_jsonl(tmp_path, data, monkeypatch):
     assert lines[0]["results"] == {"fid50k_full": 1.5} and lines[0]["snapshot_pkl"].startswith("snapshot-")
     assert calls[0] == ("fid50k_full", data, 1, 0)
     assert "metrics disabled" in (res.run_dir / "log.txt").read_text()
+
+
+# ----------------------------------------------------------------------------------- torch.compile
+
+
+def _fake_compile(log, phase, fail=False):
+    """Stands in for torch.compile: runs the module itself and logs which phase called it."""
+
+    def compile_fn(module, **kw):
+        def compiled(*args, **kwargs):
+            if fail:
+                raise RuntimeError("simulated inductor failure")
+            log.append((type(module).__name__, phase[-1]))
+            return module(*args, **kwargs)
+        return compiled
+    return compile_fn
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_compile_runs_main_phases_compiled_regularizers_eager_and_matches(tmp_path, data, monkeypatch, fail):
+    from stylegan.training.losses import StyleGANLoss
+
+    cfg = tiny_config(total_kimg=0.032)  # 4 minibatches, R1 and path length every 2
+    plain = train(cfg, data, str(tmp_path / "plain"), device="cpu", quiet=True)
+    log: list = []
+    phase: list = [None]
+    accumulate = StyleGANLoss._accumulate
+
+    def spy(self, work, *args):
+        phase.append(work.double_backward)
+        return accumulate(self, work, *args)
+
+    monkeypatch.setattr(StyleGANLoss, "_accumulate", spy)
+    monkeypatch.setattr(torch, "compile", _fake_compile(log, phase, fail))
+    if fail:
+        with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+            compiled = train(cfg, data, str(tmp_path / "comp"), device="cpu", quiet=True, compile=True)
+        assert log == []
+    else:
+        compiled = train(cfg, data, str(tmp_path / "comp"), device="cpu", quiet=True, compile=True)
+        assert {n for n, _ in log} == {"MappingNetwork", "SynthesisNetwork", "Discriminator"}
+        assert True in phase and not any(reg for _, reg in log)  # R1 / PL ran, never through a compiled graph
+    a, b = module_tensors(plain.last_snapshot), module_tensors(compiled.last_snapshot)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

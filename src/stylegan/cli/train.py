@@ -183,11 +183,14 @@ def find_snapshot(path: str) -> Path:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads per process.")
 @click.option("--retain-malloc/--no-retain-malloc", default=True, show_default=True,
               help="CPU: keep freed memory for reuse instead of unmapping it (faster; see docs/performance.md).")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile G and D for the main phases (R1 / path length stay eager; falls back to "
+                   "eager with a warning). Pays off on GPUs; on CPU +6% after minutes of compiling.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved TrainingConfig as JSON and exit.")
 @click.pass_context
 def command(ctx, outdir, data, cfg_name, gpus, batch, batch_gpu, gamma, kimg, snap, mirror, cond, resume, seed,
             metrics, aug, p, target, augpipe, g_arch, d_arch, map_layers, lr, ema, kimg_per_tick, device,
-            workers, desc, nan_ticks, max_minutes, threads, retain_malloc, dry_run):
+            workers, desc, nan_ticks, max_minutes, threads, retain_malloc, compile_, dry_run):
     """Train a StyleGAN / StyleGAN2 network (one line per tick; snapshots in the run directory)."""
     from ..data.dataset import DatasetError, open_dataset
     from ..io.checkpoint import CheckpointError, read_checkpoint
@@ -276,7 +279,7 @@ def command(ctx, outdir, data, cfg_name, gpus, batch, batch_gpu, gamma, kimg, sn
     opts = RunOptions(data=data, outdir=outdir, desc=desc or run_desc(ds.name, cfg, given, world, snapshot is not None),
                       device=device, gpus=world, resume=None if snapshot is None else str(snapshot),
                       workers=workers, max_bad_ticks=nan_ticks, max_minutes=max_minutes, threads=threads,
-                      retain_malloc=retain_malloc)
+                      retain_malloc=retain_malloc, compile=compile_)
     try:
         result = train_with_options(cfg, opts)
     except TrainingDiverged as e:

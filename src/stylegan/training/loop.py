@@ -25,11 +25,10 @@ import json
 import math
 import os
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -106,6 +105,7 @@ class RunOptions:
     threads: Optional[int] = None  # CPU threads per process (default: torch's, or cores / processes)
     max_minutes: Optional[float] = None  # also stop at the first tick after this much training time
     retain_malloc: bool = True  # CPU: glibc keeps freed blocks for reuse (`perf.retain_malloc`; +2-30%)
+    compile: bool = False  # torch.compile G and D for the main phases (regularization stays eager)
 
 
 @dataclass
@@ -464,7 +464,7 @@ class Trainer:
             self.augment_pipe = pipe.train().requires_grad_(False).to(self.device)
             self.ada = ctrl
 
-        self.loss = StyleGANLoss(self.G, self.D, cfg.loss, self.augment_pipe, self.device)
+        self.loss = StyleGANLoss(self.G, self.D, cfg.loss, self.augment_pipe, self.device, compile=opts.compile)
         if self.ada is not None:
             self.loss.real_logits_hook = self.ada.accumulate
         self.phases = self._build_phases()
@@ -926,7 +926,7 @@ def train(cfg: TrainingConfig, data: str, outdir: str = "runs", *, run_dir: Opti
           resume: Optional[str] = None, workers: int = 2, max_bad_ticks: int = 3,
           grid: Optional[tuple[int, int]] = None, quiet: bool = False, write_files: bool = True,
           threads: Optional[int] = None, max_minutes: Optional[float] = None, retain_malloc: bool = True,
-          callback: Optional[Callable[[Trainer], None]] = None) -> TrainResult:
+          compile: bool = False, callback: Optional[Callable[[Trainer], None]] = None) -> TrainResult:
     """Train `cfg` on `data` (folder, zip or 'builtin:NAME'); returns the run directory and final state.
 
     gpus > 1 spawns that many processes (CUDA: one GPU each, nccl; CPU: gloo) unless already
@@ -939,7 +939,7 @@ def train(cfg: TrainingConfig, data: str, outdir: str = "runs", *, run_dir: Opti
     opts = RunOptions(data=str(data), outdir=str(outdir), run_dir=run_dir, desc=desc, device=str(device),
                       gpus=int(gpus), resume=resume, workers=workers, max_bad_ticks=max_bad_ticks,
                       grid=grid, quiet=quiet, write_files=write_files, threads=threads,
-                      max_minutes=max_minutes, retain_malloc=retain_malloc)
+                      max_minutes=max_minutes, retain_malloc=retain_malloc, compile=compile)
     return train_with_options(cfg, opts, callback)
 
 

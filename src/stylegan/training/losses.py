@@ -15,12 +15,15 @@ Lazy regularization multiplies a reg phase's loss by its interval (passed in as 
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
+from .. import perf
 from ..models.generator import mix_styles
 from .config import LossConfig
 
@@ -99,6 +102,32 @@ def lazy_regularization_adam(lr: float, betas: tuple[float, float], interval: in
 # ----------------------------------------------------------------------------------- training loss
 
 
+@dataclass(frozen=True)
+class PhaseWork:
+    """What one phase computes: Gmain / Dmain (adversarial), Greg / Dreg (lazy regularization),
+    Gboth / Dboth (both, when the regularizer runs every minibatch)."""
+
+    G_main: bool
+    G_pl: bool  # path length
+    D_main: bool
+    D_r1: bool
+    D_gp: bool  # WGAN-GP gradient penalty (part of D main)
+    wgan: bool
+
+    @classmethod
+    def of(cls, phase: str, cfg: LossConfig) -> "PhaseWork":
+        wgan = cfg.kind == "wgan-gp"
+        d_main = phase in ("Dmain", "Dboth")
+        return cls(G_main=phase in ("Gmain", "Gboth"), G_pl=phase in ("Greg", "Gboth") and cfg.pl_weight > 0,
+                   D_main=d_main, D_r1=phase in ("Dreg", "Dboth") and not wgan and cfg.r1_gamma > 0,
+                   D_gp=d_main and wgan and cfg.wgan_lambda > 0, wgan=wgan)
+
+    @property
+    def double_backward(self) -> bool:
+        """R1, path length and GP differentiate a gradient: compiled graphs cannot."""
+        return self.G_pl or self.D_r1 or self.D_gp
+
+
 class StyleGANLoss:
     """Runs G / D for a phase and accumulates gradients (the caller owns optimizers and all_reduce).
 
@@ -111,8 +140,14 @@ class StyleGANLoss:
     """
 
     def __init__(self, G, D, cfg: LossConfig, augment_pipe: Optional[torch.nn.Module] = None,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", compile: bool = False):
         self.G, self.D, self.cfg, self.augment_pipe = G, D, cfg, augment_pipe
+        # `compile`: G.mapping, G.synthesis and D go through torch.compile (falling back to eager
+        # with a warning). The regularization phases differentiate twice, which compiled graphs
+        # cannot, so they run the plain modules (`perf.eager`). Parameters are shared either way.
+        self.mapping = perf.maybe_compile(G.mapping, compile, dynamic=False)
+        self.synthesis = perf.maybe_compile(G.synthesis, compile, dynamic=False)
+        self.discriminator = perf.maybe_compile(D, compile, dynamic=False)
         self.device = torch.device(device)
         self.pl_mean = torch.zeros([], dtype=torch.float32, device=self.device)
         # Per-phase accumulators the loop reduces across ranks after the phase.
@@ -127,7 +162,7 @@ class StyleGANLoss:
     def run_G(self, z: torch.Tensor, c: Optional[torch.Tensor], track_w: bool = False):
         """z [N, z_dim], c [N, c_dim] -> (images [N, C, R, R], ws [N, num_ws, w_dim]) with mixing."""
         G = self.G
-        ws = G.mapping(z, c if G.c_dim > 0 else None)
+        ws = self.mapping(z, c if G.c_dim > 0 else None)
         if track_w:
             w = ws[:, 0].detach().to(torch.float32)
             s = torch.cat([w.sum(0), torch.tensor([w.shape[0]], dtype=torch.float32, device=w.device)])
@@ -140,15 +175,15 @@ class StyleGANLoss:
             crossover = torch.randint(1, active, [n], device=ws.device)
             use = torch.rand([n], device=ws.device) < prob
             crossover = torch.where(use, crossover, torch.full_like(crossover, ws.shape[1]))
-            ws2 = G.mapping(torch.randn_like(z), c if G.c_dim > 0 else None)
+            ws2 = self.mapping(torch.randn_like(z), c if G.c_dim > 0 else None)
             ws = mix_styles(ws, ws2, crossover)
-        img = G.synthesis(ws, noise_mode="random")
+        img = self.synthesis(ws, noise_mode="random")
         return img, ws
 
     def run_D(self, img: torch.Tensor, c: Optional[torch.Tensor]) -> torch.Tensor:
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
-        return self.D(img, c if self.D.c_dim > 0 else None)
+        return self.discriminator(img, c if self.D.c_dim > 0 else None)
 
     # --------------------------------------------------------------------------- phases
 
@@ -160,15 +195,14 @@ class StyleGANLoss:
         Every loss is averaged over the round's samples and multiplied by `gain` (the phase's
         interval divided by the number of rounds, so gradients are batch means).
         """
-        cfg = self.cfg
-        wgan = cfg.kind == "wgan-gp"
-        do_Gmain = phase in ("Gmain", "Gboth")
-        do_Gpl = phase in ("Greg", "Gboth") and cfg.pl_weight > 0
-        do_Dmain = phase in ("Dmain", "Dboth")
-        do_Dr1 = phase in ("Dreg", "Dboth") and not wgan and cfg.r1_gamma > 0
-        do_Dgp = do_Dmain and wgan and cfg.wgan_lambda > 0
+        work = PhaseWork.of(phase, self.cfg)
+        with perf.eager() if work.double_backward else contextlib.nullcontext():
+            self._accumulate(work, real_img, real_c, gen_z, gen_c, gain, report)
 
-        if do_Gmain:
+    def _accumulate(self, work: "PhaseWork", real_img, real_c, gen_z, gen_c, gain, report) -> None:
+        cfg = self.cfg
+        wgan = work.wgan
+        if work.G_main:
             gen_img, _ = self.run_G(gen_z, gen_c)
             gen_logits = self.run_D(gen_img, gen_c)
             report("Loss/scores/fake", gen_logits)
@@ -177,7 +211,7 @@ class StyleGANLoss:
             report("Loss/G/loss", loss_G)
             loss_G.mean().mul(gain).backward()
 
-        if do_Gpl:
+        if work.G_pl:
             n = max(gen_z.shape[0] // cfg.pl_batch_shrink, 1)
             gen_img, gen_ws = self.run_G(gen_z[:n], None if gen_c is None else gen_c[:n])
             lengths = path_lengths(gen_img, gen_ws, pl_noise_like(gen_img))  # [n]
@@ -194,17 +228,17 @@ class StyleGANLoss:
             (gen_img[:, 0, 0, 0] * 0 + loss_Gpl).mean().mul(gain).backward()
 
         loss_terms = []
-        if do_Dmain:
+        if work.D_main:
             with torch.no_grad():
                 gen_img, _ = self.run_G(gen_z, gen_c, track_w=True)
             gen_logits = self.run_D(gen_img, gen_c)
             report("Loss/scores/fake", gen_logits)
             report("Loss/signs/fake", gen_logits.sign())
 
-        if do_Dmain or do_Dr1:
-            real = real_img.detach().requires_grad_(do_Dr1)
+        if work.D_main or work.D_r1:
+            real = real_img.detach().requires_grad_(work.D_r1)
             real_logits = self.run_D(real, real_c)
-            if do_Dmain:
+            if work.D_main:
                 report("Loss/scores/real", real_logits)
                 report("Loss/signs/real", real_logits.sign())
                 if self.real_logits_hook is not None:
@@ -216,13 +250,13 @@ class StyleGANLoss:
                     loss_D = loss_fake + loss_real
                 report("Loss/D/loss", loss_D)
                 loss_terms.append(loss_D)
-            if do_Dr1:
+            if work.D_r1:
                 penalty = r1_penalty(real_logits, real)  # [N]
                 report("Loss/r1_penalty", penalty)
                 loss_r1 = penalty.unsqueeze(1) * (cfg.r1_gamma / 2)
                 report("Loss/D/reg", loss_r1)
                 loss_terms.append(loss_r1 + real_logits * 0)
-            if do_Dgp:
+            if work.D_gp:
                 alpha = torch.rand([real_img.shape[0], 1, 1, 1], device=real_img.device)
                 mixed = real_img.detach().lerp(gen_img.detach(), alpha).requires_grad_(True)
                 mixed_logits = self.run_D(mixed, real_c)
@@ -243,6 +277,6 @@ class StyleGANLoss:
         return out
 
 
-__all__ = ["g_nonsaturating_loss", "d_logistic_loss", "wgan_g_loss", "wgan_d_loss", "input_gradient_sq_norm",
+__all__ = ["PhaseWork", "g_nonsaturating_loss", "d_logistic_loss", "wgan_g_loss", "wgan_d_loss", "input_gradient_sq_norm",
            "r1_penalty", "gradient_penalty", "pl_noise_like", "path_lengths", "lazy_regularization_adam",
            "StyleGANLoss"]
