@@ -14,10 +14,10 @@ import torch
 
 import stylegan
 from stylegan.io.checkpoint import read_checkpoint
-from stylegan.io.serialize import ConfigError, from_dict, to_dict
+from stylegan.io.serialize import from_dict, to_dict
 from stylegan.models import DiscriminatorConfig, Generator, GeneratorConfig, build_discriminator
 from stylegan.models import stylegan1 as s1
-from stylegan.training.config import ProgressiveConfig, TrainingConfig
+from stylegan.training.config import TrainingConfig
 from stylegan.training.paper_presets import PAPER_PRESETS, sg1_config, with_architectures
 from stylegan.training.presets import PRESETS, DataShape, resolve_preset
 

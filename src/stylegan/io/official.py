@@ -37,13 +37,16 @@ import pickle
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from .checkpoint import CheckpointError
+
+if TYPE_CHECKING:  # annotations only; the models import lazily where configs are built
+    from ..models.config import DiscriminatorConfig, GeneratorConfig
 
 __all__ = [
     "OfficialFormatError", "RestrictedUnpickler", "safe_load", "PersistentObject", "TorchModuleObject",
