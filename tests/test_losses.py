@@ -124,3 +124,44 @@ def test_softplus_identities():
     x = torch.randn(100)
     torch.testing.assert_close(F.softplus(-x) - F.softplus(x), -x)
     assert math.isclose(float(F.softplus(torch.tensor(0.0))), math.log(2), rel_tol=1e-6)
+
+
+def _greg_grads(loss, G, z, pl_mean):
+    loss.pl_mean = torch.tensor(pl_mean)
+    loss.pl_seed = 7
+    G.requires_grad_(True)
+    for p in G.parameters():
+        p.grad = None
+    loss.accumulate_gradients("Greg", None, None, z, None, gain=1.0, report=lambda *a: None)
+    return {n: p.grad.clone() for n, p in G.named_parameters() if p.grad is not None}
+
+
+def _official_greg_grads(loss, G, z, pl_mean, *, through_mean=True):
+    """Path length as NVIDIA's loss writes it: a = lerp(pl_mean, mean(lengths), decay), penalty
+    (lengths - a)^2 with the gradient flowing through a (written here independently)."""
+    cfg = loss.cfg
+    torch.manual_seed(7)  # the same draws as the loss after `pl_seed = 7`
+    n = z.shape[0] // cfg.pl_batch_shrink
+    img, ws = loss.run_G(z[:n], None)
+    lengths = path_lengths(img, ws, pl_noise_like(img))
+    p = torch.tensor(pl_mean)
+    a = p + cfg.pl_decay * (lengths.mean() - p) if through_mean else p
+    total = (img[:, 0, 0, 0] * 0 + (lengths - a).square() * cfg.pl_weight).mean()
+    named = [(k, v) for k, v in G.named_parameters()]
+    grads = torch.autograd.grad(total, [v for _, v in named], allow_unused=True)
+    return {k: g for (k, _), g in zip(named, grads) if g is not None}
+
+
+@pytest.mark.parametrize("pl_mean", [0.0, 0.4])
+def test_path_length_gradient_is_the_official_one(pl_mean):
+    G = _tiny_G()
+    loss = StyleGANLoss(G, None, LossConfig(pl_weight=2.0, pl_decay=0.3, style_mixing_prob=0.9))
+    z = torch.randn(8, 8)
+    ours = _greg_grads(loss, G, z, pl_mean)
+    ref = _official_greg_grads(loss, G, z, pl_mean)
+    assert ours.keys() == ref.keys()
+    for k in ref:
+        torch.testing.assert_close(ours[k], ref[k], rtol=1e-5, atol=1e-7, msg=k)
+    # The term through the running mean matters: without it the gradients differ.
+    plain = _official_greg_grads(loss, G, z, pl_mean, through_mean=False)
+    assert any(not torch.allclose(ours[k], plain[k], rtol=1e-3, atol=0) for k in ref)

@@ -563,6 +563,33 @@ class Trainer:
     def _seed(self, phase: int, global_round: int) -> None:
         torch.manual_seed(round_seed(self.cfg.seed, self.state.batch_idx, phase, global_round))
 
+    def _round_latents(self, phase: int, global_round: int, bg: int, n_labels: int):
+        """Seed the round and draw its latents (and labels); sets the round's path-length seed."""
+        self._seed(phase, global_round)
+        gen_z = torch.randn([bg, self.G.z_dim], device=self.device)
+        gen_c = (self.gen_labels[torch.randint(n_labels, [bg], device=self.device)]
+                 if self.G.c_dim > 0 else None)
+        self.loss.pl_seed = round_seed(self.cfg.seed ^ 0x5A17, self.state.batch_idx, phase, global_round)
+        return gen_z, gen_c
+
+    def _path_length_phase_mean(self, phase: int, rounds: int, bg: int, n_labels: int):
+        """The hook giving the path-length penalty the [sum, count] of the lengths of the whole phase.
+
+        One round per process: the processes add up their rounds' sums as they go. Several rounds
+        (gradient accumulation): a first pass recomputes every round's lengths (same seeds, first
+        order only), so each round can use the phase mean before the later rounds have run.
+        """
+        if rounds == 1:
+            return lambda stats: ddp.all_reduce_(stats.clone())
+        total = torch.zeros([2], dtype=torch.float32, device=self.device)
+        for j in range(rounds):
+            gen_z, gen_c = self._round_latents(phase, self.rank * rounds + j, bg, n_labels)
+            lengths = self.loss.path_lengths_only(gen_z, gen_c)
+            total += torch.stack([lengths.sum().to(torch.float32), torch.tensor(float(lengths.shape[0]),
+                                                                                device=self.device)])
+        ddp.all_reduce_(total)
+        return lambda stats: total
+
     def _progressive_step(self) -> int:
         """Apply the progressive schedule for this minibatch; returns its total batch size."""
         prog, cfg, st = self.progressive, self.cfg, self.state
@@ -600,13 +627,14 @@ class Trainer:
                 continue
             ph.module.requires_grad_(True)
             ph.opt.zero_grad(set_to_none=True)
+            if ph.name in ("Greg", "Gboth") and cfg.loss.pl_weight > 0:
+                self.loss.pl_phase_mean = self._path_length_phase_mean(pi, rounds, bg, n_labels)
             for j in range(rounds):
-                self._seed(pi, self.rank * rounds + j)
-                gen_z = torch.randn([bg, self.G.z_dim], device=dev)
-                gen_c = self.gen_labels[torch.randint(n_labels, [bg], device=dev)] if self.G.c_dim > 0 else None
+                gen_z, gen_c = self._round_latents(pi, self.rank * rounds + j, bg, n_labels)
                 r_img, r_c = reals[j]
                 self.loss.accumulate_gradients(ph.name, r_img, r_c if self.D.c_dim > 0 else None, gen_z, gen_c,
                                                gain=ph.interval / rounds, report=self.stats.report)
+            self.loss.pl_phase_mean = self.loss.pl_seed = None
             ph.module.requires_grad_(False)
             ddp.sync_gradients(list(ph.module.parameters()))
             ph.opt.step()

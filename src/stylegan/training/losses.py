@@ -77,15 +77,33 @@ def pl_noise_like(images: torch.Tensor) -> torch.Tensor:
     return torch.randn_like(images) / math.sqrt(images.shape[2] * images.shape[3])
 
 
-def path_lengths(images: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+def path_lengths(images: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor,
+                 create_graph: bool = True) -> torch.Tensor:
     """|J_w^T y| per sample (StyleGAN2 Sec. 3.2): len = sqrt(mean over style inputs of sum_c g^2).
 
     images [N, C, H, W] computed from ws [N, num_ws, w_dim]; noise like the images.
-    g = d(sum(images * noise)) / d ws (autograd, create_graph) -> [N].
+    g = d(sum(images * noise)) / d ws (autograd; create_graph to train on it) -> [N].
     """
-    (grad,) = torch.autograd.grad(outputs=[(images * noise).sum()], inputs=[ws], create_graph=True,
+    (grad,) = torch.autograd.grad(outputs=[(images * noise).sum()], inputs=[ws], create_graph=create_graph,
                                   only_inputs=True)
     return grad.square().sum(2).mean(1).sqrt()
+
+
+def path_length_surrogate(lengths: torch.Tensor, pl_mean: torch.Tensor, phase_mean: torch.Tensor,
+                          decay: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The path-length penalty as the official code defines it, per sample, and a loss with its gradient.
+
+    a = pl_mean + decay (m - pl_mean) is the running mean after this phase, m the mean length over
+    the phase's samples (all rounds, all processes). The penalty is (l_j - a)^2, and a depends on
+    every l_i through m, so d/dl_j mean_i (l_i - a)^2 = (2 / N) [(l_j - a) - decay (m - a)].
+    Returns (penalty [n], surrogate [n]) with surrogate = (l_j - a)^2 - 2 decay (m - a) l_j,
+    a and m constants: its per-sample gradient is exactly that, so rounds and processes can each
+    backpropagate their own samples. lengths: [n]; pl_mean, phase_mean: scalars.
+    """
+    a = pl_mean.lerp(phase_mean, decay).detach()
+    penalty = (lengths - a).square()
+    surrogate = penalty - 2 * decay * (phase_mean.detach() - a) * lengths
+    return penalty, surrogate
 
 
 def lazy_regularization_adam(lr: float, betas: tuple[float, float], interval: int | None) -> tuple[float, tuple[float, float]]:
@@ -135,8 +153,9 @@ class StyleGANLoss:
     reals, GP mixes) when given. `pl_mean` is a float32 scalar tensor on the device.
 
     Randomness (latents, mixing, noise inputs, augmentation, path-length probes) is drawn from the
-    global torch RNG, which the training loop seeds per training round: the result depends only on
-    (seed, minibatch index, phase, round), not on the number of processes.
+    global torch RNG, which the training loop seeds per training round (and the path-length part
+    from `pl_seed`): the result depends only on (seed, minibatch index, phase, round), not on the
+    number of processes.
     """
 
     def __init__(self, G, D, cfg: LossConfig, augment_pipe: Optional[torch.nn.Module] = None,
@@ -156,6 +175,10 @@ class StyleGANLoss:
         self.real_logits_hook: Optional[Callable[[torch.Tensor], None]] = None  # ADA statistics
         # Progressive growing: style inputs used at the current resolution (crossover in [1, this)).
         self.mixing_num_ws: Optional[int] = None
+        # Path length: the loop's [sum, count] of this round -> [sum, count] of the whole phase, and
+        # the seed the round's path-length randomness starts from (None: continue the current RNG).
+        self.pl_phase_mean: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+        self.pl_seed: Optional[int] = None
 
     # --------------------------------------------------------------------------- networks
 
@@ -212,20 +235,18 @@ class StyleGANLoss:
             loss_G.mean().mul(gain).backward()
 
         if work.G_pl:
-            n = max(gen_z.shape[0] // cfg.pl_batch_shrink, 1)
-            gen_img, gen_ws = self.run_G(gen_z[:n], None if gen_c is None else gen_c[:n])
-            lengths = path_lengths(gen_img, gen_ws, pl_noise_like(gen_img))  # [n]
-            # The penalty is taken against the running mean a of the previous minibatches; the
-            # loop updates a after the phase from all ranks' lengths (decay pl_decay), so every
-            # process keeps the same a whatever the process count.
-            self.pl_sum += torch.stack([lengths.detach().sum().to(torch.float32),
-                                        torch.tensor(float(n), dtype=torch.float32, device=lengths.device)])
-            penalty = (lengths - self.pl_mean).square()
+            lengths, pl_img = self._path_lengths(gen_z, gen_c)  # [n]
+            stats = torch.stack([lengths.detach().sum().to(torch.float32),
+                                 torch.tensor(float(lengths.shape[0]), dtype=torch.float32, device=lengths.device)])
+            self.pl_sum += stats
+            # Mean length of the whole phase (all rounds and processes): the loop's hook; without
+            # one, this round's (one process, one round: the official definition).
+            stats = self.pl_phase_mean(stats) if self.pl_phase_mean is not None else stats
+            penalty, surrogate = path_length_surrogate(lengths, self.pl_mean, stats[0] / stats[1], cfg.pl_decay)
             report("Loss/pl_penalty", penalty)
-            loss_Gpl = penalty * cfg.pl_weight
-            report("Loss/G/reg", loss_Gpl)
+            report("Loss/G/reg", penalty * cfg.pl_weight)
             # `gen_img[:, 0, 0, 0] * 0` keeps every synthesis parameter in the graph (as officially).
-            (gen_img[:, 0, 0, 0] * 0 + loss_Gpl).mean().mul(gain).backward()
+            (pl_img[:, 0, 0, 0] * 0 + surrogate * cfg.pl_weight).mean().mul(gain).backward()
 
         loss_terms = []
         if work.D_main:
@@ -268,6 +289,24 @@ class StyleGANLoss:
         if loss_terms:
             sum(t.mean() for t in loss_terms).mul(gain).backward()
 
+    def _path_lengths(self, gen_z: torch.Tensor, gen_c: Optional[torch.Tensor],
+                      create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Path lengths of the first 1/pl_batch_shrink of the round's latents -> ([n], their images).
+
+        Randomness (mixing, noise inputs, probe) restarts from `pl_seed` when the loop set one, so
+        the loop (`Trainer._path_length_phase_mean`) can recompute exactly the lengths a round trains on.
+        """
+        if self.pl_seed is not None:
+            torch.manual_seed(self.pl_seed)
+        n = max(gen_z.shape[0] // self.cfg.pl_batch_shrink, 1)
+        gen_img, gen_ws = self.run_G(gen_z[:n], None if gen_c is None else gen_c[:n])
+        return path_lengths(gen_img, gen_ws, pl_noise_like(gen_img), create_graph=create_graph), gen_img
+
+    def path_lengths_only(self, gen_z: torch.Tensor, gen_c: Optional[torch.Tensor]) -> torch.Tensor:
+        """The lengths a Greg round with these inputs and `pl_seed` trains on, without training -> [n]."""
+        with perf.eager():
+            return self._path_lengths(gen_z, gen_c, create_graph=False)[0].detach()
+
     def take_pl_stats(self) -> torch.Tensor:
         out, self.pl_sum = self.pl_sum, torch.zeros_like(self.pl_sum)
         return out
@@ -277,6 +316,6 @@ class StyleGANLoss:
         return out
 
 
-__all__ = ["PhaseWork", "g_nonsaturating_loss", "d_logistic_loss", "wgan_g_loss", "wgan_d_loss", "input_gradient_sq_norm",
+__all__ = ["PhaseWork", "path_length_surrogate", "g_nonsaturating_loss", "d_logistic_loss", "wgan_g_loss", "wgan_d_loss", "input_gradient_sq_norm",
            "r1_penalty", "gradient_penalty", "pl_noise_like", "path_lengths", "lazy_regularization_adam",
            "StyleGANLoss"]
