@@ -4,6 +4,9 @@ from __future__ import annotations
 import click
 import torch
 
+from ..device import DeviceUnavailable
+from ..device import resolve_device as _resolve_device
+
 
 def resolve_device(name: str | None) -> torch.device:
     """'auto' -> cuda, then mps, then cpu; explicit names are checked for availability.
@@ -11,26 +14,14 @@ def resolve_device(name: str | None) -> torch.device:
     On CPU the (short-lived, single-purpose) CLI process also keeps freed memory for reuse
     (`perf.retain_malloc`): 256 px generation at batch 16 runs 3x faster (docs/performance.md).
     """
-    dev = _pick_device(name or "auto")
+    try:
+        dev = _resolve_device(name or "auto")
+    except DeviceUnavailable as e:
+        raise click.ClickException(str(e)) from None
     if dev.type == "cpu":
         from ..perf import retain_malloc
 
         retain_malloc()
-    return dev
-
-
-def _pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise click.ClickException("--device cuda requested but CUDA is not available")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise click.ClickException("--device mps requested but MPS is not available")
     return dev
 
 

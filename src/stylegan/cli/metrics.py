@@ -163,13 +163,9 @@ def train_classifier_cli(data: Optional[str], out: Optional[str], device: str, e
 
 
 def default_device() -> str:
-    import torch
+    from ..device import resolve_device
 
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    return resolve_device("auto").type
 
 
 @click.command("metrics")

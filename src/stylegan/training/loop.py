@@ -33,6 +33,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..device import DeviceUnavailable, resolve_device as _resolve_device
 from ..io.checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_checkpoint
 from ..io.serialize import to_dict
 from . import distributed as ddp
@@ -120,22 +121,11 @@ class TrainResult:
 
 
 def resolve_device(name: str | torch.device | None, local_rank: int = 0) -> torch.device:
-    name = str(name or "auto")
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainingSetupError("--device cuda requested but CUDA is not available")
-        if dev.index is None:
-            dev = torch.device("cuda", local_rank)
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise TrainingSetupError("--device mps requested but MPS is not available")
-    return dev
+    """`stylegan.device.resolve_device`, with a missing device reported as a setup error."""
+    try:
+        return _resolve_device(name, local_rank)
+    except DeviceUnavailable as e:
+        raise TrainingSetupError(str(e)) from None
 
 
 def largest_divisor_at_most(n: int, k: int) -> int:
