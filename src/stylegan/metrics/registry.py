@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 from stylegan.metrics.errors import MetricError
 from stylegan.metrics.features import MetricOptions, broadcast_float
+from stylegan.training.rundir import format_time
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -171,15 +172,6 @@ def proxy_for(name: str) -> str:
     )
 
 
-def format_time(seconds: float) -> str:
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {(s // 60) % 60:02d}m"
-
-
 def compute_metric(
     name: str,
     G: Any,
@@ -244,7 +236,6 @@ __all__ = [
     "MetricSpec",
     "append_metric_jsonl",
     "compute_metric",
-    "format_time",
     "get_metric",
     "list_metrics",
     "proxy_for",
