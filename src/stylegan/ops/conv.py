@@ -182,23 +182,34 @@ def modulated_conv2d(
         # sum_{i,k} (s_i w_oik)^2 == (s^2) @ (sum_k w_oik^2)^T: [N, I] x [I, O] -> [N, O]
         dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
 
+    resample = dict(resample_filter=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
     if not fused:
-        x = x * styles.to(x.dtype).reshape(n, i, 1, 1)
-        x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, down=down,
-                            padding=padding, flip_weight=flip_weight)
-        if demodulate:
-            x = x * dcoefs.to(x.dtype).reshape(n, o, 1, 1)
-        return x
-
+        return _scaled_shared_conv(x, weight, styles, dcoefs, **resample)
     # One [O, I] scale per sample (style x demodulation), then a single pass over the big weight.
     scale = styles.reshape(n, 1, i, 1, 1)
     if demodulate:
         scale = scale * dcoefs.reshape(n, o, 1, 1, 1)  # [N, O, I, 1, 1]
-    wmod = weight.unsqueeze(0) * scale  # [N, O, I, kh, kw]
+    return _per_sample_conv(x, weight.unsqueeze(0) * scale, **resample)  # [N, O, I, kh, kw]
+
+
+def _scaled_shared_conv(x, weight, styles, dcoefs, *, resample_filter, up, down, padding, flip_weight):
+    """Unfused form: x [N, I, H, W] scaled by styles [N, I], one conv with the shared weight
+    [O, I, kh, kw], output scaled by dcoefs [N, O] (None: no demodulation)."""
+    n, i = styles.shape
+    x = x * styles.to(x.dtype).reshape(n, i, 1, 1)
+    x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, down=down,
+                        padding=padding, flip_weight=flip_weight)
+    if dcoefs is not None:
+        x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+    return x
+
+
+def _per_sample_conv(x, wmod, *, resample_filter, up, down, padding, flip_weight):
+    """Fused form: x [N, I, H, W], per-sample weights wmod [N, O, I, kh, kw] -> one grouped conv."""
+    n, o, i, kh, kw = wmod.shape
     x = x.reshape(1, n * i, *x.shape[2:])  # fold the batch into channels: [1, N*I, H, W]
-    wmod = wmod.reshape(n * o, i, kh, kw)
-    x = conv2d_resample(x, wmod.to(x.dtype), resample_filter, up=up, down=down, padding=padding,
-                        groups=n, flip_weight=flip_weight)
+    x = conv2d_resample(x, wmod.reshape(n * o, i, kh, kw).to(x.dtype), resample_filter, up=up, down=down,
+                        padding=padding, groups=n, flip_weight=flip_weight)
     return x.reshape(n, o, *x.shape[2:])
 
 
@@ -214,18 +225,9 @@ def _modulated_conv2d_reference(x, weight, styles, *, up, down, padding, resampl
     if demodulate:
         dcoefs = (wmod.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
 
+    resample = dict(resample_filter=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
     if not fused:
-        x = x * styles.to(x.dtype).reshape(n, i, 1, 1)
-        x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, down=down,
-                            padding=padding, flip_weight=flip_weight)
-        if demodulate:
-            x = x * dcoefs.to(x.dtype).reshape(n, o, 1, 1)
-        return x
-
+        return _scaled_shared_conv(x, weight, styles, dcoefs, **resample)
     if demodulate:
         wmod = wmod * dcoefs.reshape(n, o, 1, 1, 1)
-    x = x.reshape(1, n * i, *x.shape[2:])  # fold the batch into channels: [1, N*I, H, W]
-    wmod = wmod.reshape(n * o, i, kh, kw)
-    x = conv2d_resample(x, wmod.to(x.dtype), resample_filter, up=up, down=down, padding=padding,
-                        groups=n, flip_weight=flip_weight)
-    return x.reshape(n, o, *x.shape[2:])
+    return _per_sample_conv(x, wmod, **resample)
