@@ -91,12 +91,28 @@ def _unless(value: int | None, default: int | None) -> int | None:
     return None if value == default else value
 
 
-def _channels_check(fmap_base: int, fmap_min: int, fmap_max: int, stages: range, where: str) -> None:
+def _network_fields(kw: _Kwargs, stages: range, architecture: str, where: str) -> dict[str, Any]:
+    """The kwargs G and D share -> our config fields (channels, architecture, filter, fp16, clamp).
+
+    TF channel counts are nf(s) = clip(fmap_base / 2^s, fmap_min, fmap_max) over `stages`; ours have
+    no lower clip, so an fmap_min that would raise any stage is refused.
+    """
+    kw.require("fmap_decay", 1.0, "channel count rule")
+    fmap_base = _int(kw.take("fmap_base", 16 << 10), "fmap_base", 1)
+    fmap_max = _int(kw.take("fmap_max", 512), "fmap_max", 1)
+    fmap_min = _int(kw.take("fmap_min", 1), "fmap_min")
     for s in stages:
-        raw = int(fmap_base / 2.0 ** s)
-        if raw < fmap_min:
+        if int(fmap_base / 2.0 ** s) < fmap_min:
             raise OfficialFormatError(f"{where}: fmap_min={fmap_min} raises the channels at stage {s} "
                                       f"above fmap_base / 2^s; not supported")
+    return dict(
+        channel_base=2 * fmap_base,
+        channel_max=fmap_max,
+        architecture=_arch(kw.take("architecture", architecture), "architecture"),
+        resample_filter=_filter(kw.take("resample_kernel", [1, 3, 3, 1]), "resample_kernel"),
+        conv_clamp=_opt_float(kw.take("conv_clamp"), "conv_clamp"),
+        num_fp16_res=_int(kw.take("num_fp16_res", 0), "num_fp16_res"),
+    )
 
 
 _TF_HARMLESS = {
@@ -160,20 +176,8 @@ def tf_generator_config(G: TFNetwork, params: dict[str, np.ndarray]) -> tuple[An
     kw.require("mapping_nonlinearity", "lrelu", "the mapping activation")
     kw.require("normalize_latents", True, "z normalisation")
     kw.require("nonlinearity", "lrelu", "the synthesis activation")
-    kw.require("fmap_decay", 1.0, "channel count rule")
-    fmap_base = _int(kw.take("fmap_base", 16 << 10), "fmap_base", 1)
-    fmap_max = _int(kw.take("fmap_max", 512), "fmap_max", 1)
-    fmap_min = _int(kw.take("fmap_min", 1), "fmap_min")
-    _channels_check(fmap_base, fmap_min, fmap_max, range(1, int(np.log2(res))), "TF G kwargs")
-    fields = dict(
-        channel_base=2 * fmap_base,
-        channel_max=fmap_max,
-        architecture=_arch(kw.take("architecture", "skip"), "architecture"),
-        resample_filter=_filter(kw.take("resample_kernel", [1, 3, 3, 1]), "resample_kernel"),
-        conv_clamp=_opt_float(kw.take("conv_clamp"), "conv_clamp"),
-        num_fp16_res=_int(kw.take("num_fp16_res", 0), "num_fp16_res"),
-        use_noise=bool(kw.take("use_noise", True)),
-    )
+    fields = _network_fields(kw, range(1, int(np.log2(res))), "skip", "TF G kwargs")
+    fields["use_noise"] = bool(kw.take("use_noise", True))
     for key, why in _TF_HARMLESS.items():
         kw.harmless(key, why)
     kw.finish()
@@ -220,11 +224,7 @@ def tf_discriminator_config(D: TFNetwork, params: dict[str, np.ndarray]) -> tupl
     kw.take("mapping_fmaps")
     kw.take("label_fmaps")
     kw.require("nonlinearity", "lrelu", "the discriminator activation")
-    kw.require("fmap_decay", 1.0, "channel count rule")
-    fmap_base = _int(kw.take("fmap_base", 16 << 10), "fmap_base", 1)
-    fmap_max = _int(kw.take("fmap_max", 512), "fmap_max", 1)
-    fmap_min = _int(kw.take("fmap_min", 1), "fmap_min")
-    _channels_check(fmap_base, fmap_min, fmap_max, range(0, int(np.log2(res))), "TF D kwargs")
+    fields = _network_fields(kw, range(0, int(np.log2(res))), "resnet", "TF D kwargs")
     # Function defaults differ: D_stylegan2 (stylegan2) groups 4 samples, D_main (stylegan2-ada) the
     # whole minibatch. D_stylegan2 skips the layer for group sizes <= 1, D_main for 0 features.
     group = kw.take("mbstd_group_size", 4 if D.build_func_name == "D_stylegan2" else None)
@@ -232,16 +232,7 @@ def tf_discriminator_config(D: TFNetwork, params: dict[str, np.ndarray]) -> tupl
     num_features = _int(kw.take("mbstd_num_features", 1), "mbstd_num_features")
     if D.build_func_name == "D_stylegan2" and group is not None and group <= 1:
         group, num_features = 4, 0
-    fields = dict(
-        channel_base=2 * fmap_base,
-        channel_max=fmap_max,
-        architecture=_arch(kw.take("architecture", "resnet"), "architecture"),
-        resample_filter=_filter(kw.take("resample_kernel", [1, 3, 3, 1]), "resample_kernel"),
-        conv_clamp=_opt_float(kw.take("conv_clamp"), "conv_clamp"),
-        num_fp16_res=_int(kw.take("num_fp16_res", 0), "num_fp16_res"),
-        mbstd_group_size=group,
-        mbstd_num_channels=num_features,
-    )
+    fields.update(mbstd_group_size=group, mbstd_num_channels=num_features)
     for key, why in _TF_HARMLESS.items():
         kw.harmless(key, why)
     kw.finish()
