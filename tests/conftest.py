@@ -15,7 +15,16 @@ def _seed():
 
 
 @pytest.fixture
-def offline(monkeypatch, tmp_path):
+def one_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP spin-waiting on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path, one_thread):
     """No downloads, a private cache, and one thread (tiny tensors on a busy 2-core box)."""
     monkeypatch.setenv("STYLEGAN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("STYLEGAN_OFFLINE", "1")
@@ -25,7 +34,3 @@ def offline(monkeypatch, tmp_path):
         raise AssertionError("tests must not download")
 
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -29,12 +29,7 @@ SG2 = [f"sg2-{c}" for c in "ABCDEF"] + [f"sg2-E-{g}-{d}" for g in ("orig", "skip
 FFHQ = DataShape(resolution=1024)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def diff(a, b, prefix: str = "") -> set[str]:

@@ -14,13 +14,7 @@ from stylegan.ops import instance_norm
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: one intra-op thread avoids OpenMP spin-waiting on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 V1_A = StyleGAN1Options(const_input=False, use_styles=False, normalization="pixel")

@@ -27,12 +27,7 @@ def cond_data(tmp_path_factory):
     return str(make_dataset(tmp_path_factory.mktemp("cdata") / "discs3", labels=True))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------------- EMA

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from stylegan.cli import main
@@ -75,8 +74,7 @@ def test_no_data_is_a_usage_error():
     assert r.exit_code == 2 and "--data" in r.output
 
 
-def test_cli_trains_and_resumes(tmp_path, data):
-    torch.set_num_threads(1)
+def test_cli_trains_and_resumes(tmp_path, data, one_thread):
     out = tmp_path / "runs"
     r = _run("--data", data, "--cfg", "tiny", "--outdir", str(out), "--kimg", "0.016", "--aug", "noaug",
              "--device", "cpu", "--kimg-per-tick", "0.008")
