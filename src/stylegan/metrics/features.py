@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from stylegan import distributed as dist
 from stylegan.metrics.detectors import PathLike, TorchScriptDetector, cache_root, load_detector
 from stylegan.metrics.errors import MetricError
 
@@ -168,7 +169,7 @@ def distributed(opts: MetricOptions) -> bool:
     """True when running as one of several processes; requires torch.distributed to be up."""
     if opts.num_gpus <= 1:
         return False
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if not dist.is_initialized():
         raise MetricError(
             f"num_gpus={opts.num_gpus} but torch.distributed is not initialised; launch one process per GPU "
             "(the CLI's --gpus does this) or use num_gpus=1."
@@ -178,20 +179,14 @@ def distributed(opts: MetricOptions) -> bool:
 
 def gather_rows(x: torch.Tensor, opts: MetricOptions) -> torch.Tensor:
     """[B, D] per rank -> [B * g, D] interleaved (row j of rank r lands at j * g + r)."""
-    if not distributed(opts):
-        return x
-    parts = [torch.empty_like(x) for _ in range(opts.num_gpus)]
-    torch.distributed.all_gather(parts, x.contiguous())
-    return torch.stack(parts, dim=1).flatten(0, 1)
+    return dist.all_gather_rows(x) if distributed(opts) else x
 
 
 def broadcast_float(value: float, opts: MetricOptions) -> float:
     """Rank 0's value on every rank."""
     if not distributed(opts):
         return value
-    t = torch.tensor([value], dtype=torch.float64, device=opts.device)
-    torch.distributed.broadcast(t, src=0)
-    return float(t.item())
+    return float(dist.broadcast_(torch.tensor([value], dtype=torch.float64, device=opts.device)).item())
 
 
 def rank_indices(total: int, opts: MetricOptions) -> list:
@@ -497,8 +492,10 @@ def sample_latents(
     return z, c
 
 
-def to_uint8(img: torch.Tensor) -> torch.Tensor:
-    """float [N, C, H, W] in about [-1, 1] -> uint8 (official rounding: x * 127.5 + 128, clamp, trunc)."""
+def quantize_official(img: torch.Tensor) -> torch.Tensor:
+    """float [N, C, H, W] in about [-1, 1] -> uint8 [N, C, H, W], as NVIDIA's metric code quantizes
+    generated images before the detector: x * 127.5 + 128, clamp, truncate (not rounded: that is
+    `io.images.to_uint8`, for image files). Keeping the official form keeps FIDs comparable."""
     return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
@@ -533,7 +530,7 @@ def compute_generator_features(
         torch.manual_seed(opts.seed * 1000 + opts.rank)
         for idx in progress_bar(chunks, opts.progress and opts.is_leader, f"{extractor.id.split(':')[0]} fakes"):
             z, c = sample_latents(G, idx, opts.seed, labels, g_dev)
-            img = to_uint8(G(z, c, psi=opts.psi, noise_mode=opts.noise_mode))
+            img = quantize_official(G(z, c, psi=opts.psi, noise_mode=opts.noise_mode))
             feats = extractor.fn(img.to(opts.device))
             stats.append(gather_rows(feats, opts).cpu().numpy())
     return stats
@@ -553,5 +550,5 @@ __all__ = [
     "open_metric_dataset",
     "progress_bar",
     "sample_latents",
-    "to_uint8",
+    "quantize_official",
 ]

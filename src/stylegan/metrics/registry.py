@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 from stylegan.metrics.errors import MetricError
 from stylegan.metrics.features import MetricOptions, broadcast_float
-from stylegan.training.rundir import format_time
+from stylegan.util import format_time
 
 PathLike = Union[str, "os.PathLike[str]"]
 

@@ -1,4 +1,7 @@
-"""Multi-process training: torchrun or our own spawner, gloo on CPU, nccl on CUDA.
+"""Multi-process runs (training, metrics, ADA): torchrun or our own spawner, gloo on CPU, nccl on CUDA.
+
+Every collective here is the identity without an initialised process group (or with one process),
+so callers never branch on "am I distributed?".
 
 Gradients are synchronised explicitly, as in NVIDIA's StyleGAN3 loop: after a phase's rounds the
 gradients of the phase's network are flattened into one tensor, summed with one `all_reduce`,
@@ -13,7 +16,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -143,13 +146,25 @@ def barrier() -> None:
         dist.barrier()
 
 
-def broadcast_object(obj: Any, src: int = 0) -> Any:
+def all_gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """[B, ...] per rank -> [B * g, ...] interleaved: row j of rank r lands at j * g + r.
+
+    Interleaving undoes a round-robin split of the items over ranks (item i on rank i % g), so the
+    gathered order is the single-process order.
+    """
     if not (is_initialized() and dist.get_world_size() > 1):
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.stack(parts, dim=1).flatten(0, 1)
+
+
+def broadcast_(t: torch.Tensor, src: int = 0) -> torch.Tensor:
+    """In-place broadcast of rank `src`'s tensor; identity without a process group."""
+    if is_initialized() and dist.get_world_size() > 1:
+        dist.broadcast(t, src=src)
+    return t
 
 
 __all__ = ["DistInfo", "current", "is_initialized", "under_torchrun", "backend_for", "init_from_env", "spawn",
-           "free_port", "all_reduce_", "sync_gradients", "broadcast_module", "barrier", "broadcast_object"]
+           "free_port", "all_reduce_", "all_gather_rows", "broadcast_", "sync_gradients", "broadcast_module", "barrier"]
