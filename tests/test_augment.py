@@ -10,10 +10,9 @@ import torch.nn.functional as F
 
 from stylegan.ops import setup_filter
 from stylegan.training import augment as A
-from stylegan.training.augment import (
-    AdaConfig, AdaController, AugmentConfig, AugmentPipe, PRESETS, P_MAX, ada_adjust,
-    build_augment,
-)
+from stylegan.ops import grid_sample as GS
+from stylegan.training.ada import AdaConfig, AdaController, ada_adjust, build_augment
+from stylegan.training.augment import AugmentConfig, AugmentPipe, PRESETS, P_MAX
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -354,9 +353,9 @@ def test_gradfix_grid_sample_matches_native_to_second_order():
     g = torch.Generator().manual_seed(19)
     x = torch.randn(2, 2, 5, 6, dtype=torch.float64, generator=g, requires_grad=True)
     grid = (torch.rand(2, 4, 3, 2, dtype=torch.float64, generator=g) * 2.4 - 1.2)
-    assert torch.autograd.gradgradcheck(lambda t: A.grid_sample_gradfix(t, grid), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: GS.grid_sample_gradfix(t, grid), (x,))
     grid_rg = grid.clone().requires_grad_()
-    assert torch.autograd.gradcheck(A.grid_sample_gradfix, (x, grid_rg))  # first order w.r.t. grid
+    assert torch.autograd.gradcheck(GS.grid_sample_gradfix, (x, grid_rg))  # first order w.r.t. grid
 
     def r1_grad(fn):
         x.grad = None
@@ -365,13 +364,13 @@ def test_gradfix_grid_sample_matches_native_to_second_order():
         (ggx,) = torch.autograd.grad(gx.square().sum(), x)
         return y, gx, ggx
 
-    for a, b in zip(r1_grad(A.grid_sample_gradfix), r1_grad(A.grid_sample_native)):
+    for a, b in zip(r1_grad(GS.grid_sample_gradfix), r1_grad(GS.grid_sample_native)):
         assert torch.allclose(a, b, atol=1e-12)
 
 
 def test_native_double_backward_probe():
     """torch >= 2.12 differentiates grid_sampler_2d_backward natively; older releases need the fix."""
-    has = A.native_grid_sample_has_double_backward()
+    has = GS.native_grid_sample_has_double_backward()
     major, minor = (int(v) for v in torch.__version__.split(".")[:2])
     if (major, minor) >= (2, 13):
         assert has
@@ -464,18 +463,18 @@ def test_controller_resume_is_exact():
 
 
 def test_fixed_and_noaug_modes():
-    pipe, ctrl = build_augment("fixed", "bgc", p=0.3)
+    pipe, ctrl = build_augment(AdaConfig(mode="fixed", pipe="bgc", p=0.3))
     for _ in range(8):
         ctrl.accumulate(torch.ones(4))
         assert not ctrl.step(4)
     assert float(pipe.p) == pytest.approx(0.3)
-    pipe, ctrl = build_augment("noaug")
+    pipe, ctrl = build_augment(AdaConfig(mode="noaug"))
     assert pipe is None and ctrl.p == 0.0 and not ctrl.step(4)
     with pytest.raises(ValueError):
-        build_augment("fixed")
+        build_augment(AdaConfig(mode="fixed"))
     with pytest.raises(ValueError):
         AdaConfig(mode="sometimes")
-    pipe, ctrl = build_augment("ada", "bgcfnc", target=0.7)
+    pipe, ctrl = build_augment(AdaConfig(mode="ada", pipe="bgcfnc", target=0.7))
     assert pipe.config == PRESETS["bgcfnc"] and ctrl.config.target == 0.7 and ctrl.p == 0.0
 
 

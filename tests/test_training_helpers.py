@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stylegan.training.config import AugmentConfigRef
+from stylegan.training.ada import AdaConfig
 from stylegan.training.presets import DataShape, resolve_preset
 
 
@@ -38,7 +38,7 @@ def tiny_config(*, cond: bool = False, ada: bool = False, r1_interval: int = 2, 
                       kimg_per_tick=ticks_kimg, total_kimg=total_kimg, snap=1, batch=batch, batch_gpu=batch_gpu,
                       cond=cond)
     if ada:
-        cfg = cfg.replace(augment=AugmentConfigRef(mode="ada", p=0.2, interval=1, speed_kimg=0.1))
+        cfg = cfg.replace(augment=AdaConfig(mode="ada", p=0.2, interval=1, speed_kimg=0.1))
     return cfg
 
 

@@ -31,10 +31,13 @@ configuration and the strength `p` (a buffer, so it is saved with `state_dict`);
 owns the sign statistics and updates `p`. Nothing here keeps global state; randomness comes from
 an optional `torch.Generator`.
 
-All operations are differentiable twice w.r.t. the images (R1 is computed on augmented reals).
-`torch.nn.functional.grid_sample` only has a double backward in recent PyTorch releases (earlier
-ones raise "derivative for grid_sampler_2d_backward is not implemented"); `grid_sample_gradfix`
-provides it for them and `AugmentPipe` picks it automatically when needed.
+All operations are differentiable twice w.r.t. the images (R1 is computed on augmented reals);
+the resampling uses `ops.grid_sample`, whose gradfix form `AugmentPipe` picks when this PyTorch's
+native `grid_sample` lacks a double backward. The adaptive strength (AdaConfig, AdaController)
+lives in `training.ada`.
+
+This module is over 500 lines because it is one concern: the 18 transforms of the official
+pipeline, each a small pure function, in the paper's order.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from stylegan.ops import setup_filter, upsample2d, downsample2d
+from stylegan.ops.grid_sample import grid_sample_gradfix, grid_sample_native, native_grid_sample_has_double_backward
 
 Tensor = torch.Tensor
 GridSample = Callable[[Tensor, Tensor], Tensor]
@@ -462,71 +466,6 @@ def reflect_pad(x: Tensor, pad: Sequence[int]) -> Tensor:
 
 
 # -------------------------------------------------------------------------------------------------
-# grid_sample with a double backward.
-
-class _GridSampleBackward(torch.autograd.Function):
-    """grad_input = A(grid)^T grad_output (bilinear, zero padding). Linear in grad_output, so its
-    own derivative is `grid_sample` again; it does not depend on the input."""
-
-    @staticmethod
-    def forward(ctx, grad_output: Tensor, x: Tensor, grid: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(grid)
-        op = torch.ops.aten.grid_sampler_2d_backward.default
-        grad_x, _ = op(grad_output, x, grid, 0, 0, False, [True, False])
-        return grad_x
-
-    @staticmethod
-    def backward(ctx, grad2_x: Tensor):  # type: ignore[override]
-        (grid,) = ctx.saved_tensors
-        if ctx.needs_input_grad[2]:
-            raise NotImplementedError("grid_sample_gradfix: second derivative w.r.t. the grid")
-        grad2_out = _GridSample.apply(grad2_x, grid) if ctx.needs_input_grad[0] else None
-        return grad2_out, None, None
-
-
-class _GridSample(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: Tensor, grid: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x, grid)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
-        x, grid = ctx.saved_tensors
-        grad_x = grad_grid = None
-        if ctx.needs_input_grad[0]:
-            grad_x = _GridSampleBackward.apply(grad_out, x, grid)
-        if ctx.needs_input_grad[1]:  # first-order only
-            op = torch.ops.aten.grid_sampler_2d_backward.default
-            _, grad_grid = op(grad_out, x, grid, 0, 0, False, [False, True])
-        return grad_x, grad_grid
-
-
-def grid_sample_native(x: Tensor, grid: Tensor) -> Tensor:
-    """`F.grid_sample`, bilinear, zero padding, align_corners=False. x: [N, C, H, W]; grid: [N, h, w, 2]."""
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
-def grid_sample_gradfix(x: Tensor, grid: Tensor) -> Tensor:
-    """Same as `grid_sample_native`, with a double backward w.r.t. `x` on every PyTorch version
-    (custom autograd Functions whose backward is again differentiable). The grid gets first-order
-    gradients only."""
-    return _GridSample.apply(x, grid)
-
-
-def native_grid_sample_has_double_backward() -> bool:
-    """Probe whether this PyTorch differentiates `grid_sample`'s backward w.r.t. the input."""
-    x = torch.ones(1, 1, 2, 2, requires_grad=True)
-    grid = torch.full((1, 1, 1, 2), 0.25)
-    try:
-        (gx,) = torch.autograd.grad(grid_sample_native(x, grid).sum() ** 2, x, create_graph=True)
-        torch.autograd.grad(gx.sum(), x)
-        return True
-    except (RuntimeError, NotImplementedError):
-        return False
-
-
-# -------------------------------------------------------------------------------------------------
 # Applying the transforms.
 
 def apply_blit(images: Tensor, b_inv: Tensor) -> Tensor:
@@ -706,138 +645,13 @@ class AugmentPipe(torch.nn.Module):
         return f"p={float(self.p):.4f}, enabled={list(self.config.enabled)}, grid_sample={self.grid_sample_impl}"
 
 
-# -------------------------------------------------------------------------------------------------
-# Adaptive p.
-
-ADA_MODES = ("ada", "fixed", "noaug")
-
-
-@dataclass(frozen=True)
-class AdaConfig:
-    """How p is chosen (`--aug`, `--p`, `--target`; ADA Sec. 3).
-
-    mode: 'ada' (adjust p from the sign of D on reals), 'fixed' (constant p), 'noaug' (p = 0).
-    p: the constant for 'fixed', the starting value for 'ada'. interval: minibatches between
-    adjustments. speed_kimg: p can go from 0 to 1 within this many thousand images.
-    """
-    mode: str = "ada"
-    p: float = 0.0
-    target: float = 0.6
-    interval: int = 4
-    speed_kimg: float = 500.0
-
-    def __post_init__(self) -> None:
-        if self.mode not in ADA_MODES:
-            raise ValueError(f"aug mode must be one of {ADA_MODES}, got {self.mode!r}")
-        if not 0 <= self.p <= 1:
-            raise ValueError(f"p must lie in [0, 1], got {self.p}")
-        if self.interval < 1 or self.speed_kimg <= 0:
-            raise ValueError("interval must be >= 1 and speed_kimg > 0")
-
-
-def ada_adjust(p: float, mean_sign: float, target: float, num_images: int, speed_kimg: float) -> float:
-    """One ADA step: p + sign(r_t - target) * num_images / (speed_kimg * 1000), clamped to [0, 1).
-
-    r_t = mean_sign = E[sign(D(real))] over the images since the last step (ADA Sec. 3).
-    """
-    step = float(np.sign(mean_sign - target)) * num_images / (speed_kimg * 1000)
-    return min(max(p + step, 0.0), P_MAX)
-
-
-class AdaController:
-    """Accumulates sign(D(real)) and moves `pipe.p` every `interval` minibatches.
-
-    Usage per minibatch: `ctrl.accumulate(real_logits)` (in the D main phase), then
-    `ctrl.step(batch_size)` with the global batch size (all ranks). Under torch.distributed the
-    statistics are summed over ranks before each adjustment, so all ranks keep the same p.
-    `state_dict()` / `load_state_dict()` carry p and the partial statistics for an exact resume.
-    """
-
-    def __init__(self, pipe: Optional[AugmentPipe], config: AdaConfig = AdaConfig()) -> None:
-        if pipe is None and config.mode != "noaug":
-            raise ValueError(f"aug mode {config.mode!r} needs an AugmentPipe")
-        self.pipe = pipe
-        self.config = config
-        self._sums: Optional[Tensor] = None  # [2]: sum of signs, count (on the logits' device)
-        self._images = 0  # images since the last adjustment
-        self._batches = 0  # minibatches seen in total
-        if pipe is not None:
-            pipe.p.fill_(0.0 if config.mode == "noaug" else config.p)
-
-    @property
-    def p(self) -> float:
-        return 0.0 if self.pipe is None else float(self.pipe.p)
-
-    def accumulate(self, real_logits: Tensor) -> None:
-        """Add sign(D(real)) of one minibatch (any shape) to the running statistics."""
-        if self.config.mode != "ada":
-            return
-        x = real_logits.detach()
-        s = torch.stack([x.sign().sum().to(torch.float32),
-                         torch.tensor(float(x.numel()), dtype=torch.float32, device=x.device)])
-        self._sums = s if self._sums is None else self._sums.to(x.device) + s
-
-    def step(self, batch_size: int) -> bool:
-        """Count one minibatch; every `interval`-th one, adjust p. Returns True if p was adjusted."""
-        if self.config.mode != "ada":
-            return False
-        self._batches += 1
-        self._images += int(batch_size)
-        if self._batches % self.config.interval != 0:
-            return False
-        sums = self._sums if self._sums is not None else torch.zeros(2)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            sums = sums.clone()
-            torch.distributed.all_reduce(sums)
-        sign_sum, count = (float(v) for v in sums.tolist())
-        images, self._images, self._sums = self._images, 0, None
-        if count <= 0:
-            return False
-        assert self.pipe is not None
-        self.pipe.p.fill_(ada_adjust(float(self.pipe.p), sign_sum / count, self.config.target,
-                                     images, self.config.speed_kimg))
-        return True
-
-    def state_dict(self) -> dict[str, Any]:
-        sums = [0.0, 0.0] if self._sums is None else [float(v) for v in self._sums.tolist()]
-        return {"mode": self.config.mode, "p": self.p, "sign_sum": sums[0], "count": sums[1],
-                "images": self._images, "batches": self._batches}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if state.get("mode", self.config.mode) != self.config.mode:
-            raise ValueError(f"checkpoint has aug mode {state['mode']!r}, this run {self.config.mode!r}")
-        if self.pipe is not None and self.config.mode == "ada":
-            self.pipe.p.fill_(float(state["p"]))
-        self._images = int(state.get("images", 0))
-        self._batches = int(state.get("batches", 0))
-        count = float(state.get("count", 0.0))
-        self._sums = (torch.tensor([float(state.get("sign_sum", 0.0)), count], dtype=torch.float32)
-                      if count > 0 else None)
-
-
-def build_augment(aug: str = "ada", augpipe: Union[str, AugmentConfig] = DEFAULT_PRESET,
-                  p: Optional[float] = None, target: float = 0.6, interval: int = 4,
-                  speed_kimg: float = 500.0) -> tuple[Optional[AugmentPipe], AdaController]:
-    """Pipe and controller from the CLI options `--aug --augpipe --p --target`.
-
-    'noaug' gives no pipe; 'fixed' requires p; 'ada' starts from p (default 0).
-    """
-    if aug == "fixed" and p is None:
-        raise ValueError("--aug=fixed requires --p")
-    config = AdaConfig(mode=aug, p=0.0 if p is None else float(p), target=target,
-                       interval=interval, speed_kimg=speed_kimg)
-    pipe = None if aug == "noaug" else AugmentPipe(augpipe, p=config.p)
-    return pipe, AdaController(pipe, config)
-
-
 __all__ = [
     "AugmentConfig", "PRESETS", "DEFAULT_PRESET", "augment_preset", "AugmentPipe", "augment",
-    "AdaConfig", "AdaController", "ada_adjust", "build_augment", "P_MAX",
+    "P_MAX",
     "SYM2_TAPS", "SYM6_TAPS", "IMGFILTER_EXPECTED_POWER", "TRANSFORMS", "GEOMETRIC", "COLOR",
     "translate2d", "scale2d", "rotate2d", "rotate90_2d", "translate3d", "scale3d", "rotate3d",
     "luma_axis", "lumaflip_matrix", "hue_matrix", "saturation_matrix",
     "geometric_matrices", "apply_blit", "mirror_index", "color_matrix", "imgfilter_gains", "noise_sigma", "cutout_params",
     "imgfilter_bank", "reflect_pad", "apply_geometric", "apply_color", "apply_imgfilter",
-    "apply_noise", "cutout_mask", "grid_sample_native", "grid_sample_gradfix",
-    "native_grid_sample_has_double_backward",
+    "apply_noise", "cutout_mask",
 ]

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, Optional, Tuple
 
 from ..models.config import DiscriminatorConfig, GeneratorConfig
+from .ada import AdaConfig
 
 
 @dataclass(frozen=True)
@@ -48,25 +49,13 @@ class ProgressiveConfig:
 
 
 @dataclass(frozen=True)
-class AugmentConfigRef:
-    """Which augmentation to use (the pipeline itself is `training.augment`)."""
-
-    mode: Literal["noaug", "ada", "fixed"] = "noaug"
-    p: float = 0.0  # initial (ada) or constant (fixed) probability
-    target: float = 0.6  # ada target for E[sign(D(real))]
-    pipe: str = "bgc"
-    interval: int = 4
-    speed_kimg: float = 500.0
-
-
-@dataclass(frozen=True)
 class TrainingConfig:
     G: GeneratorConfig
     D: DiscriminatorConfig
     G_opt: OptimizerConfig = field(default_factory=OptimizerConfig)
     D_opt: OptimizerConfig = field(default_factory=OptimizerConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    augment: AugmentConfigRef = field(default_factory=AugmentConfigRef)
+    augment: AdaConfig = field(default_factory=lambda: AdaConfig(mode="noaug"))
     progressive: Optional[ProgressiveConfig] = None  # v1 presets only
     batch: int = 32  # total over all GPUs
     batch_gpu: Optional[int] = None  # per-GPU micro-batch (gradient accumulation); default batch/gpus
