@@ -14,7 +14,7 @@ import os
 import pytest
 import torch
 
-from stylegan.training.loop import train
+from stylegan.training.launch import train
 
 from test_training_helpers import make_dataset, module_tensors, tiny_config
 
@@ -54,7 +54,7 @@ def test_two_gloo_ranks_match_single_process(tmp_path):
         assert torch.equal(r0[k], r1[k]), f"{k} differs between ranks"
     # Only rank 0 wrote files: one run directory, one stats line per tick.
     runs = list((tmp_path / "two").iterdir())
-    assert len(runs) == 1 and runs[0].name.endswith("-tiny")
+    assert len(runs) == 1 and runs[0].name.endswith("-tiny-ada-gpus2")
     assert len((runs[0] / "stats.jsonl").read_text().splitlines()) == pair.state.cur_tick
     # Same as one process with two accumulation rounds of 4.
     a, b = module_tensors(single.last_snapshot), module_tensors(pair.last_snapshot)

@@ -7,9 +7,9 @@ import torch.nn.functional as F
 
 from stylegan.models import Generator, GeneratorConfig, MappingConfig
 from stylegan.training.config import LossConfig
-from stylegan.training.losses import (StyleGANLoss, d_logistic_loss, g_nonsaturating_loss, gradient_penalty,
-                                      lazy_regularization_adam, path_lengths, pl_noise_like, r1_penalty,
-                                      wgan_d_loss, wgan_g_loss)
+from stylegan.training.losses import (PhaseContext, RoundInputs, StyleGANLoss, d_logistic_loss,
+                                      g_nonsaturating_loss, gradient_penalty, lazy_regularization_adam, path_lengths,
+                                      pl_noise_like, r1_penalty, wgan_d_loss, wgan_g_loss)
 
 
 def test_logistic_losses_match_log_sigmoid():
@@ -111,9 +111,8 @@ def test_style_mixing_crossover(prob):
 def test_mixing_respects_active_styles():
     G = _tiny_G()
     loss = StyleGANLoss(G, None, LossConfig(style_mixing_prob=1.0))
-    loss.mixing_num_ws = 2  # progressive growing at 4x4: crossover in [1, 2)
-    with torch.no_grad():
-        _, ws = loss.run_G(torch.randn(16, 8), None)
+    with torch.no_grad():  # progressive growing at 4x4: crossover in [1, 2)
+        _, ws = loss.run_G(torch.randn(16, 8), None, mixing_num_ws=2)
         w1 = G.mapping(torch.zeros(1, 8))  # only for the shape
     assert w1.shape[1] > 2
     assert (ws[:, 0] != ws[:, 1]).any(dim=1).all()  # crossover exactly 1 for every sample
@@ -127,12 +126,11 @@ def test_softplus_identities():
 
 
 def _greg_grads(loss, G, z, pl_mean):
-    loss.pl_mean = torch.tensor(pl_mean)
-    loss.pl_seed = 7
     G.requires_grad_(True)
     for p in G.parameters():
         p.grad = None
-    loss.accumulate_gradients("Greg", None, None, z, None, gain=1.0, report=lambda *a: None)
+    loss.accumulate_gradients("Greg", RoundInputs(None, None, z, None),
+                              PhaseContext(gain=1.0, pl_mean=torch.tensor(pl_mean), pl_seed=7))
     return {n: p.grad.clone() for n, p in G.named_parameters() if p.grad is not None}
 
 
@@ -140,7 +138,7 @@ def _official_greg_grads(loss, G, z, pl_mean, *, through_mean=True):
     """Path length as NVIDIA's loss writes it: a = lerp(pl_mean, mean(lengths), decay), penalty
     (lengths - a)^2 with the gradient flowing through a (written here independently)."""
     cfg = loss.cfg
-    torch.manual_seed(7)  # the same draws as the loss after `pl_seed = 7`
+    torch.manual_seed(7)  # the same draws as the loss with `pl_seed=7`
     n = z.shape[0] // cfg.pl_batch_shrink
     img, ws = loss.run_G(z[:n], None)
     lengths = path_lengths(img, ws, pl_noise_like(img))

@@ -403,8 +403,8 @@ def test_cpu_training_process_retains_malloc_unless_told_not_to(retain):
     import subprocess
     import sys
 
-    code = ("import torch; from stylegan import perf; from stylegan.training.loop import _configure_process; "
-            f"_configure_process(torch.device('cpu'), 1, None, {retain}); "
+    code = ("import torch; from stylegan import perf; from stylegan.training.launch import configure_process; "
+            f"configure_process(torch.device('cpu'), 1, None, {retain}); "
             "print(perf.allocator_info().get('mallopt', ''))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -65,7 +65,7 @@ def test_matches_tf_formula_and_reset_rule(cfg, final):
         assert p.alpha == pytest.approx(1 - (p.lod - math.floor(p.lod)))
         if prev is not None:
             assert p.lod <= prev.lod and p.resolution >= prev.resolution and p.phase_index >= prev.phase_index
-        if needs_reset(prev, p, cfg):
+        if needs_reset(None if prev is None else prev.phase_index, p, cfg):
             resets.append(kimg)
         # TF training_loop: reset when floor(lod) or ceil(lod) changes (not on the very first round)
         if prev is not None and (math.floor(p.lod) != math.floor(prev_lod) or math.ceil(p.lod) != math.ceil(prev_lod)):
@@ -118,8 +118,8 @@ def test_pure_and_frozen():
         a.lod = 0.0  # type: ignore[misc]
     assert not needs_reset(None, a, V1)
     c = schedule(1300, V1, 256)
-    assert needs_reset(a, c, V1) == (a.phase_index != c.phase_index)
-    assert not needs_reset(a, c, dataclasses.replace(V1, reset_optimizer=False))
+    assert needs_reset(a.phase_index, c, V1) == (a.phase_index != c.phase_index)
+    assert not needs_reset(a.phase_index, c, dataclasses.replace(V1, reset_optimizer=False))
 
 
 def test_active_num_ws():

@@ -1,6 +1,7 @@
 """Training loop: EMA, a short run and its run directory, exact resume, NaN policy, v1 progressive."""
 import json
 import math
+import random
 
 import numpy as np
 import pytest
@@ -8,13 +9,16 @@ import torch
 
 import stylegan
 from stylegan.io.checkpoint import read_checkpoint
-from stylegan.training import distributed as ddp
+from stylegan import distributed as ddp
 from stylegan.training.ema import ema_beta, update_ema
-from stylegan.training.loop import (DataStream, DivergenceMonitor, TrainingDiverged, TrainingSetupError, round_seed,
-                                    train)
+from stylegan.data.stream import DataStream
+from stylegan.training.errors import TrainingDiverged, TrainingSetupError
+from stylegan.training.launch import train
+from stylegan.training.loop import round_seed
+from stylegan.training.monitor import DivergenceMonitor
 from stylegan.training.presets import DataShape
 
-from test_training_helpers import make_dataset, module_tensors, tiny_config
+from test_training_helpers import make_dataset, module_tensors, snapshot_tensors, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +118,8 @@ def test_short_run_writes_run_directory(tmp_path, data):
     res = train(cfg, data, str(tmp_path / "runs"), device="cpu", quiet=True)
     run = res.run_dir
     assert run.name == "00000-discs-tiny"
-    for name in ("config.json", "log.txt", "stats.jsonl", "reals.png", "fakes_init.png", "fakes000000.png",
-                 "snapshot-000000.safetensors"):
+    for name in ("config.json", "log.txt", "stats.jsonl", "reals.png", "fakes_init.png", "fakes000000032.png",
+                 "snapshot-000000032.safetensors"):
         assert (run / name).is_file(), name
     conf = json.loads((run / "config.json").read_text())
     assert conf["training"]["batch"] == 8 and conf["run"]["data"] == data
@@ -185,7 +189,10 @@ def test_exact_resume_matches_uninterrupted_run(tmp_path, data, variant):
     cfg = tiny_config(ada=True) if variant == "v2-ada" else _tiny_v1()
     steps = round(cfg.total_kimg * 1000 / cfg.batch)
     full = train(cfg, data, str(tmp_path / "a"), device="cpu", quiet=True)
-    # Crash mid-tick (after minibatch 6; the last snapshot is from the tick that ended at minibatch 5).
+    # Crash mid-tick (after minibatch 6; the last snapshot is from the tick that ended at minibatch 5),
+    # in what stands for a new process: its numpy and Python RNGs start from other states.
+    np.random.seed(1234)
+    random.seed(1234)
     with pytest.raises(_Crash):
         train(cfg, data, str(tmp_path / "b"), device="cpu", quiet=True, callback=_crash_at(6))
     snap = sorted((tmp_path / "b").glob("*/snapshot-*.safetensors"))[-1]
@@ -198,6 +205,12 @@ def test_exact_resume_matches_uninterrupted_run(tmp_path, data, variant):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+    # Every tensor of the snapshot, training state included (optimizer moments, RNG states of
+    # torch, numpy and Python), is the uninterrupted run's.
+    ta, tb = snapshot_tensors(full.last_snapshot), snapshot_tensors(resumed.last_snapshot)
+    assert ta.keys() == tb.keys() and any("numpy" in k for k in ta)
+    for k in ta:
+        assert torch.equal(ta[k], tb[k]), f"{k} differs after resume"
     sa, sb = read_checkpoint(full.last_snapshot).state, read_checkpoint(resumed.last_snapshot).state
     assert torch.equal(sa["pl_mean"], sb["pl_mean"])
     assert sa["augment"] == sb["augment"]
@@ -217,7 +230,7 @@ def test_nan_stops_and_keeps_last_good_snapshot(tmp_path, data):
     with pytest.raises(TrainingDiverged) as err:
         train(cfg, data, str(tmp_path), device="cpu", quiet=True, callback=poison)
     run = next(tmp_path.glob("0000*"))
-    snap = run / "snapshot-000000.safetensors"
+    snap = run / "snapshot-000000040.safetensors"
     assert err.value.last_snapshot == str(snap)
     assert "NaN" in str(err.value) and str(snap) in str(err.value)
     log = (run / "log.txt").read_text()
@@ -227,6 +240,18 @@ def test_nan_stops_and_keeps_last_good_snapshot(tmp_path, data):
     stylegan.load(snap, which="D")
     lines = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
     assert lines[-1]["Progress/nonfinite_losses"]["mean"] > 0
+
+
+def test_ticks_shorter_than_a_kimg_keep_every_snapshot(tmp_path, data):
+    from stylegan.training.snapshot import latest_snapshot
+
+    # 0.016 kimg ticks: the old names (whole kimg) made every snapshot of this run 'snapshot-000000'.
+    res = train(tiny_config(total_kimg=0.048), data, str(tmp_path), device="cpu", quiet=True)
+    snaps = sorted(p.name for p in res.run_dir.glob("snapshot-*.safetensors"))
+    assert len(snaps) == res.state.cur_tick == 4
+    counts = [read_checkpoint(res.run_dir / n).state["progress"]["cur_nimg"] for n in snaps]
+    assert counts == [8, 24, 40, 48]  # tick 0 ends after the first minibatch, then one tick per 16 images
+    assert latest_snapshot(res.run_dir) == res.last_snapshot == res.run_dir / "snapshot-000000048.safetensors"
 
 
 def test_resume_from_weights_only_checkpoint(tmp_path, data):
@@ -257,16 +282,16 @@ def test_metrics_hook_writes_jsonl(tmp_path, data, monkeypatch):
 
     def fake_compute(name, G, dataset, **kw):
         calls.append((name, dataset, kw["num_gpus"], kw["rank"]))
-        if name == "broken":
+        if name == "kid50k_full":  # a valid metric that fails at run time
             raise metrics.MetricError("detector file missing")
         return {"results": {name: 1.5}, "metric": name, "total_time": 0.0, "total_time_str": "0s",
                 "num_gpus": 1, "detector": None, "proxy_of": None}
 
     monkeypatch.setattr(metrics, "compute_metric", fake_compute)
-    cfg = tiny_config(total_kimg=0.016).replace(metrics=("fid50k_full", "broken"))
+    cfg = tiny_config(total_kimg=0.016).replace(metrics=("fid50k_full", "kid50k_full"))
     res = train(cfg, data, str(tmp_path), device="cpu", quiet=True)
     lines = [json.loads(x) for x in (res.run_dir / "metric-fid50k_full.jsonl").read_text().splitlines()]
-    assert len(lines) == 1  # the first snapshot; 'broken' then disabled metrics for the run
+    assert len(lines) == 1  # the first snapshot; kid50k_full's failure then disabled metrics
     assert lines[0]["results"] == {"fid50k_full": 1.5} and lines[0]["snapshot_pkl"].startswith("snapshot-")
     assert calls[0] == ("fid50k_full", data, 1, 0)
     assert "metrics disabled" in (res.run_dir / "log.txt").read_text()

@@ -1,8 +1,8 @@
 """GAN losses and regularizers (SPEC 'Losses'; StyleGAN2 Sec. 3.1-3.2; PGGAN for WGAN-GP).
 
 Pure functions first (each takes logits / images / ws and returns per-sample terms, so they can be
-checked against closed forms), then `StyleGANLoss`, which runs G and D for one training phase and
-accumulates gradients:
+checked against closed forms), then `StyleGANLoss`, whose one entry `accumulate_gradients(phase,
+inputs, ctx) -> RoundResult` runs G and D for one round of a training phase and accumulates gradients:
 
     phase   logistic (default)                               wgan-gp
     Gmain   softplus(-D(G(z)))                               -D(G(z))
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
@@ -146,20 +146,66 @@ class PhaseWork:
         return self.G_pl or self.D_r1 or self.D_gp
 
 
+@dataclass(frozen=True)
+class RoundInputs:
+    """One round's samples: this process's share of the minibatch (or one accumulation round of it)."""
+
+    real_img: Optional[torch.Tensor]  # [n, C, H, W] in [-1, 1] (D phases)
+    real_c: Optional[torch.Tensor]  # [n, c_dim] or None
+    gen_z: torch.Tensor  # [n, z_dim]
+    gen_c: Optional[torch.Tensor]  # [n, c_dim] or None
+
+
+@dataclass(frozen=True)
+class PhaseContext:
+    """What a round needs to know about its phase, passed in explicitly by the loop.
+
+    gain: the phase's interval divided by its rounds (lazy regularization; gradients are batch
+    means). pl_mean: the path-length running mean before this phase (None: 0). pl_reduce: maps this
+    round's [sum, count] of path lengths to the whole phase's (all rounds, all processes), whose mean
+    the running mean moves towards; the loop owns the processes and rounds, so it supplies the map
+    (None: this round's own, the official single-process definition). pl_seed: the torch seed the
+    round's path-length randomness starts from (None: continue the current RNG). mixing_num_ws:
+    style inputs in use (progressive growing), None for all.
+    """
+
+    gain: float = 1.0
+    pl_mean: Optional[torch.Tensor] = None
+    pl_reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    pl_seed: Optional[int] = None
+    mixing_num_ws: Optional[int] = None
+
+
+@dataclass
+class RoundResult:
+    """What a round hands back besides its gradients (which are accumulated in the parameters).
+
+    stats: per-sample values for the tick statistics, (name, tensor) pairs. pl_sum: [sum, count] of
+    this round's path lengths. w_sum: [w_dim + 1], the sum of the ws it mapped and their count
+    (D main: the w_avg tracking of the official loss). real_logits: D(real) of D main, for ADA.
+    """
+
+    stats: list[tuple[str, torch.Tensor]] = field(default_factory=list)
+    pl_sum: Optional[torch.Tensor] = None
+    w_sum: Optional[torch.Tensor] = None
+    real_logits: Optional[torch.Tensor] = None
+
+
 class StyleGANLoss:
-    """Runs G / D for a phase and accumulates gradients (the caller owns optimizers and all_reduce).
+    """Runs G / D for one round of a phase and accumulates gradients; holds no training state.
 
     G, D: the training networks. augment_pipe: applied to every image D sees (reals, fakes, R1
-    reals, GP mixes) when given. `pl_mean` is a float32 scalar tensor on the device.
+    reals, GP mixes) when given. The caller owns optimizers, running means and the reduction over
+    processes: each round gets a `PhaseContext` in and gives a `RoundResult` back.
 
     Randomness (latents, mixing, noise inputs, augmentation, path-length probes) is drawn from the
     global torch RNG, which the training loop seeds per training round (and the path-length part
-    from `pl_seed`): the result depends only on (seed, minibatch index, phase, round), not on the
-    number of processes.
+    from `ctx.pl_seed`): the result depends only on (seed, minibatch index, phase, round), not on
+    the number of processes.
     """
 
     def __init__(self, G, D, cfg: LossConfig, augment_pipe: Optional[torch.nn.Module] = None,
-                 device: torch.device | str = "cpu", compile: bool = False):
+                 compile: bool = False):
         self.G, self.D, self.cfg, self.augment_pipe = G, D, cfg, augment_pipe
         # `compile`: G.mapping, G.synthesis and D go through torch.compile (falling back to eager
         # with a warning). The regularization phases differentiate twice, which compiled graphs
@@ -167,33 +213,20 @@ class StyleGANLoss:
         self.mapping = perf.maybe_compile(G.mapping, compile, dynamic=False)
         self.synthesis = perf.maybe_compile(G.synthesis, compile, dynamic=False)
         self.discriminator = perf.maybe_compile(D, compile, dynamic=False)
-        self.device = torch.device(device)
-        self.pl_mean = torch.zeros([], dtype=torch.float32, device=self.device)
-        # Per-phase accumulators the loop reduces across ranks after the phase.
-        self.pl_sum = torch.zeros([2], dtype=torch.float32, device=self.device)  # [sum of lengths, count]
-        self.w_sum: Optional[torch.Tensor] = None  # [w_dim + 1]: sum of w, count
-        self.real_logits_hook: Optional[Callable[[torch.Tensor], None]] = None  # ADA statistics
-        # Progressive growing: style inputs used at the current resolution (crossover in [1, this)).
-        self.mixing_num_ws: Optional[int] = None
-        # Path length: the loop's [sum, count] of this round -> [sum, count] of the whole phase, and
-        # the seed the round's path-length randomness starts from (None: continue the current RNG).
-        self.pl_phase_mean: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
-        self.pl_seed: Optional[int] = None
 
     # --------------------------------------------------------------------------- networks
 
-    def run_G(self, z: torch.Tensor, c: Optional[torch.Tensor], track_w: bool = False):
-        """z [N, z_dim], c [N, c_dim] -> (images [N, C, R, R], ws [N, num_ws, w_dim]) with mixing."""
+    def run_G(self, z: torch.Tensor, c: Optional[torch.Tensor], mixing_num_ws: Optional[int] = None):
+        """z [N, z_dim], c [N, c_dim] -> (images [N, C, R, R], ws [N, num_ws, w_dim]) with mixing.
+
+        Style mixing (v1 Sec. 3.1) per sample: with probability `style_mixing_prob`, the styles from
+        a crossover in [1, mixing_num_ws) on come from a second z.
+        """
         G = self.G
         ws = self.mapping(z, c if G.c_dim > 0 else None)
-        if track_w:
-            w = ws[:, 0].detach().to(torch.float32)
-            s = torch.cat([w.sum(0), torch.tensor([w.shape[0]], dtype=torch.float32, device=w.device)])
-            self.w_sum = s if self.w_sum is None else self.w_sum + s
         prob = self.cfg.style_mixing_prob
-        active = min(self.mixing_num_ws or ws.shape[1], ws.shape[1])
+        active = min(mixing_num_ws or ws.shape[1], ws.shape[1])
         if prob > 0 and active > 1:
-            # Per sample: with probability `prob`, styles from `crossover` on come from a second z.
             n = z.shape[0]
             crossover = torch.randint(1, active, [n], device=ws.device)
             use = torch.rand([n], device=ws.device) < prob
@@ -210,23 +243,25 @@ class StyleGANLoss:
 
     # --------------------------------------------------------------------------- phases
 
-    def accumulate_gradients(self, phase: str, real_img: Optional[torch.Tensor], real_c: Optional[torch.Tensor],
-                             gen_z: torch.Tensor, gen_c: Optional[torch.Tensor], gain: float,
-                             report: Callable[[str, torch.Tensor], None]) -> None:
+    def accumulate_gradients(self, phase: str, inputs: RoundInputs, ctx: PhaseContext = PhaseContext()) -> RoundResult:
         """Forward + backward for one round of `phase` (Gmain, Greg, Gboth, Dmain, Dreg, Dboth).
 
-        Every loss is averaged over the round's samples and multiplied by `gain` (the phase's
-        interval divided by the number of rounds, so gradients are batch means).
+        Every loss is averaged over the round's samples and multiplied by `ctx.gain`.
         """
         work = PhaseWork.of(phase, self.cfg)
         with perf.eager() if work.double_backward else contextlib.nullcontext():
-            self._accumulate(work, real_img, real_c, gen_z, gen_c, gain, report)
+            return self._accumulate(work, inputs, ctx)
 
-    def _accumulate(self, work: "PhaseWork", real_img, real_c, gen_z, gen_c, gain, report) -> None:
-        cfg = self.cfg
+    def _accumulate(self, work: "PhaseWork", inputs: RoundInputs, ctx: PhaseContext) -> RoundResult:
+        cfg, gain, out = self.cfg, ctx.gain, RoundResult()
         wgan = work.wgan
+        real_img, real_c, gen_z, gen_c = inputs.real_img, inputs.real_c, inputs.gen_z, inputs.gen_c
+
+        def report(name: str, value: torch.Tensor) -> None:
+            out.stats.append((name, value.detach()))
+
         if work.G_main:
-            gen_img, _ = self.run_G(gen_z, gen_c)
+            gen_img, _ = self.run_G(gen_z, gen_c, ctx.mixing_num_ws)
             gen_logits = self.run_D(gen_img, gen_c)
             report("Loss/scores/fake", gen_logits)
             report("Loss/signs/fake", gen_logits.sign())
@@ -235,14 +270,15 @@ class StyleGANLoss:
             loss_G.mean().mul(gain).backward()
 
         if work.G_pl:
-            lengths, pl_img = self._path_lengths(gen_z, gen_c)  # [n]
-            stats = torch.stack([lengths.detach().sum().to(torch.float32),
-                                 torch.tensor(float(lengths.shape[0]), dtype=torch.float32, device=lengths.device)])
-            self.pl_sum += stats
-            # Mean length of the whole phase (all rounds and processes): the loop's hook; without
-            # one, this round's (one process, one round: the official definition).
-            stats = self.pl_phase_mean(stats) if self.pl_phase_mean is not None else stats
-            penalty, surrogate = path_length_surrogate(lengths, self.pl_mean, stats[0] / stats[1], cfg.pl_decay)
+            lengths, pl_img = self._path_lengths(gen_z, gen_c, ctx)  # [n]
+            out.pl_sum = torch.stack([lengths.detach().sum().to(torch.float32),
+                                      torch.tensor(float(lengths.shape[0]), dtype=torch.float32,
+                                                   device=lengths.device)])
+            # The mean length of the whole phase (all rounds and processes) when the loop gives it;
+            # otherwise this round's (one process, one round: the official definition).
+            phase_sum = ctx.pl_reduce(out.pl_sum) if ctx.pl_reduce is not None else out.pl_sum
+            pl_mean = ctx.pl_mean if ctx.pl_mean is not None else torch.zeros([], device=lengths.device)
+            penalty, surrogate = path_length_surrogate(lengths, pl_mean, phase_sum[0] / phase_sum[1], cfg.pl_decay)
             report("Loss/pl_penalty", penalty)
             report("Loss/G/reg", penalty * cfg.pl_weight)
             # `gen_img[:, 0, 0, 0] * 0` keeps every synthesis parameter in the graph (as officially).
@@ -251,7 +287,9 @@ class StyleGANLoss:
         loss_terms = []
         if work.D_main:
             with torch.no_grad():
-                gen_img, _ = self.run_G(gen_z, gen_c, track_w=True)
+                gen_img, gen_ws = self.run_G(gen_z, gen_c, ctx.mixing_num_ws)
+                w = gen_ws[:, 0].to(torch.float32)
+                out.w_sum = torch.cat([w.sum(0), torch.tensor([w.shape[0]], dtype=torch.float32, device=w.device)])
             gen_logits = self.run_D(gen_img, gen_c)
             report("Loss/scores/fake", gen_logits)
             report("Loss/signs/fake", gen_logits.sign())
@@ -262,8 +300,7 @@ class StyleGANLoss:
             if work.D_main:
                 report("Loss/scores/real", real_logits)
                 report("Loss/signs/real", real_logits.sign())
-                if self.real_logits_hook is not None:
-                    self.real_logits_hook(real_logits)
+                out.real_logits = real_logits.detach()
                 if wgan:
                     loss_D = wgan_d_loss(real_logits, gen_logits, cfg.wgan_epsilon)
                 else:
@@ -288,34 +325,28 @@ class StyleGANLoss:
                 loss_terms.append(loss_gp)
         if loss_terms:
             sum(t.mean() for t in loss_terms).mul(gain).backward()
+        return out
 
-    def _path_lengths(self, gen_z: torch.Tensor, gen_c: Optional[torch.Tensor],
+    def _path_lengths(self, gen_z: torch.Tensor, gen_c: Optional[torch.Tensor], ctx: PhaseContext,
                       create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Path lengths of the first 1/pl_batch_shrink of the round's latents -> ([n], their images).
 
-        Randomness (mixing, noise inputs, probe) restarts from `pl_seed` when the loop set one, so
-        the loop (`Trainer._path_length_phase_mean`) can recompute exactly the lengths a round trains on.
+        Randomness (mixing, noise inputs, probe) restarts from `ctx.pl_seed` when given, so the loop
+        can recompute exactly the lengths a round trains on (`path_lengths_only`).
         """
-        if self.pl_seed is not None:
-            torch.manual_seed(self.pl_seed)
+        if ctx.pl_seed is not None:
+            torch.manual_seed(ctx.pl_seed)
         n = max(gen_z.shape[0] // self.cfg.pl_batch_shrink, 1)
-        gen_img, gen_ws = self.run_G(gen_z[:n], None if gen_c is None else gen_c[:n])
+        gen_img, gen_ws = self.run_G(gen_z[:n], None if gen_c is None else gen_c[:n], ctx.mixing_num_ws)
         return path_lengths(gen_img, gen_ws, pl_noise_like(gen_img), create_graph=create_graph), gen_img
 
-    def path_lengths_only(self, gen_z: torch.Tensor, gen_c: Optional[torch.Tensor]) -> torch.Tensor:
-        """The lengths a Greg round with these inputs and `pl_seed` trains on, without training -> [n]."""
+    def path_lengths_only(self, inputs: RoundInputs, ctx: PhaseContext) -> torch.Tensor:
+        """The lengths a Greg round with these inputs and context trains on, without training -> [n]."""
         with perf.eager():
-            return self._path_lengths(gen_z, gen_c, create_graph=False)[0].detach()
-
-    def take_pl_stats(self) -> torch.Tensor:
-        out, self.pl_sum = self.pl_sum, torch.zeros_like(self.pl_sum)
-        return out
-
-    def take_w_stats(self) -> Optional[torch.Tensor]:
-        out, self.w_sum = self.w_sum, None
-        return out
+            return self._path_lengths(inputs.gen_z, inputs.gen_c, ctx, create_graph=False)[0].detach()
 
 
-__all__ = ["PhaseWork", "path_length_surrogate", "g_nonsaturating_loss", "d_logistic_loss", "wgan_g_loss", "wgan_d_loss", "input_gradient_sq_norm",
+__all__ = ["PhaseWork", "RoundInputs", "PhaseContext", "RoundResult", "path_length_surrogate",
+           "g_nonsaturating_loss", "d_logistic_loss", "wgan_g_loss", "wgan_d_loss", "input_gradient_sq_norm",
            "r1_penalty", "gradient_penalty", "pl_noise_like", "path_lengths", "lazy_regularization_adam",
            "StyleGANLoss"]

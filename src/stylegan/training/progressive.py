@@ -17,7 +17,7 @@ G and D exactly then (`needs_reset`).
 What the training loop does each step (see also docs/presets.md)::
 
     phase = schedule(cur_nimg / 1000, cfg.progressive, R, num_gpus)
-    if needs_reset(prev_phase, phase, cfg.progressive): re-create / clear G_opt and D_opt state
+    if needs_reset(prev_phase.phase_index, phase, cfg.progressive): clear the G_opt and D_opt state
     set the lr of both optimizers to phase.lr (times the lazy-regularization ratio, if any)
     set_lod(G, phase.lod); set_lod(G_ema, phase.lod); set_lod(D, phase.lod)
     reals = fade_reals(reals, phase.lod)                 # TF process_reals: FadeLOD + UpscaleLOD
@@ -113,13 +113,14 @@ def schedule(kimg: float, cfg: ProgressiveConfig, final_resolution: int, num_gpu
                  lr=_lr_at(cfg, resolution), phase_index=index)
 
 
-def needs_reset(prev: Phase | None, cur: Phase, cfg: ProgressiveConfig) -> bool:
+def needs_reset(prev_index: int | None, cur: Phase, cfg: ProgressiveConfig) -> bool:
     """Reset the optimizers' state now? (New layers appeared or finished fading in.)
 
-    False for the first step (prev None: the optimizers are fresh anyway) and when
-    `cfg.reset_optimizer` is off.
+    `prev_index`: the `phase_index` of the previous minibatch, None (or negative) before the first
+    one, when the optimizers are fresh anyway. False when `cfg.reset_optimizer` is off.
     """
-    return bool(cfg.reset_optimizer and prev is not None and prev.phase_index != cur.phase_index)
+    return bool(cfg.reset_optimizer and prev_index is not None and prev_index >= 0
+                and prev_index != cur.phase_index)
 
 
 def reset_points(cfg: ProgressiveConfig, final_resolution: int) -> list[float]:

@@ -1,0 +1,321 @@
+"""One setup path: from what the user asked for to a validated, typed plan of the run.
+
+`plan_run` opens the data once, resolves the preset against it (or takes a ready TrainingConfig,
+or the one stored in a snapshot being resumed), applies the command-line overrides, and checks
+everything a run could trip on later (batch and micro-batch, minibatch-std groups, the data's shape
+and labels, devices, process count). The CLI only parses options into `RunOptions` and `Overrides`;
+the Python API passes a TrainingConfig; both get the same checks and the same clear errors
+(`TrainingSetupError`) before anything expensive starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .. import distributed as ddp
+from ..data.dataset import DatasetError, open_dataset
+from ..device import DeviceUnavailable, resolve_device as _resolve_device
+from ..io.checkpoint import CheckpointError, read_checkpoint
+from ..io.serialize import ConfigError, from_dict
+from .ada import AdaConfig
+from .config import TrainingConfig
+from .errors import TrainingSetupError
+from .presets import DataShape, resolve_preset
+from .schedule import largest_divisor_at_most, make_schedule, micro_batch
+from .snapshot import latest_snapshot
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where and how to run (everything that is not the math of TrainingConfig)."""
+
+    data: Optional[str] = None  # folder, zip or builtin:NAME (None: the resumed snapshot's)
+    outdir: str = "runs"
+    run_dir: Optional[str] = None  # explicit run directory (default: next numbered one in outdir)
+    desc: Optional[str] = None  # run name suffix (default: dataset name + preset + overrides)
+    device: str = "auto"
+    gpus: int = 1  # processes (GPUs, or CPU processes with --device cpu)
+    resume: Optional[str] = None  # snapshot file or run directory (its newest snapshot)
+    workers: int = 2  # data loader processes for datasets streamed from disk
+    max_bad_ticks: int = 3  # stop after this many consecutive ticks with non-finite losses
+    grid: Optional[tuple[int, int]] = None  # (cols, rows) of reals.png / fakes*.png
+    quiet: bool = False  # no tick lines on stdout (still in log.txt)
+    write_files: bool = True  # False: no run directory (benchmarks, some tests)
+    threads: Optional[int] = None  # CPU threads per process (default: torch's, or cores / processes)
+    max_minutes: Optional[float] = None  # also stop at the first tick after this much training time
+    retain_malloc: bool = True  # CPU: glibc keeps freed blocks for reuse (`perf.retain_malloc`; +2-30%)
+    compile: bool = False  # torch.compile G and D for the main phases (regularization stays eager)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line changes to a preset (None: keep the preset's value). Names as `stylegan train`."""
+
+    batch: Optional[int] = None
+    batch_gpu: Optional[int] = None
+    gamma: Optional[float] = None
+    kimg: Optional[float] = None
+    snap: Optional[int] = None
+    mirror: Optional[bool] = None
+    cond: Optional[bool] = None
+    seed: Optional[int] = None
+    metrics: Optional[tuple[str, ...]] = None
+    aug: Optional[str] = None
+    p: Optional[float] = None
+    target: Optional[float] = None
+    augpipe: Optional[str] = None
+    g_arch: Optional[str] = None
+    d_arch: Optional[str] = None
+    map_layers: Optional[int] = None
+    lr: Optional[float] = None
+    ema: Optional[float] = None
+    kimg_per_tick: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    spec: str
+    name: str
+    size: int
+    resolution: int
+    channels: int
+    label_dim: int
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A validated run: the config to train, how, on what, with how many processes."""
+
+    cfg: TrainingConfig
+    opts: RunOptions  # data and resume resolved (resume: a snapshot file); desc set
+    data: DataInfo
+    world: int
+    device_type: str  # each process resolves its own device (cuda:<local rank>)
+    notes: tuple[str, ...] = field(default_factory=tuple)  # things the log should tell the user
+
+
+# ----------------------------------------------------------------------------------- pieces
+
+
+def resolve_device(name: str | torch.device | None, local_rank: int = 0) -> torch.device:
+    """`stylegan.device.resolve_device`, with a missing device reported as a setup error."""
+    try:
+        return _resolve_device(name, local_rank)
+    except DeviceUnavailable as e:
+        raise TrainingSetupError(str(e)) from None
+
+
+def find_snapshot(path: str) -> Path:
+    """A snapshot file, or the newest snapshot of a run directory."""
+    p = Path(path)
+    if p.is_dir():
+        snap = latest_snapshot(p)
+        if snap is None:
+            raise TrainingSetupError(f"--resume {path}: no snapshot-*.safetensors in this directory")
+        return snap
+    if not p.is_file():
+        raise TrainingSetupError(f"--resume {path}: no such file")
+    return p
+
+
+def check_config(cfg: TrainingConfig, world: int) -> None:
+    """Validate batch / mbstd / loss settings before anything expensive starts."""
+    make_schedule(cfg, world)  # batch divisibility and minibatch-std groups
+    if cfg.loss.kind not in ("logistic", "wgan-gp"):
+        raise TrainingSetupError(f"unknown loss kind {cfg.loss.kind!r}")
+    if cfg.kimg_per_tick <= 0:
+        raise TrainingSetupError("--kimg-per-tick must be positive")
+    if cfg.loss.pl_batch_shrink < 1:
+        raise TrainingSetupError("pl_batch_shrink must be >= 1")
+    for name in cfg.metrics:
+        from ..metrics import MetricError, get_metric
+
+        try:
+            get_metric(name)
+        except MetricError as e:
+            raise TrainingSetupError(str(e)) from None
+
+
+def fit_mbstd(cfg: TrainingConfig, world: int) -> TrainingConfig:
+    """`cfg` with the minibatch-std group shrunk to divide the per-GPU micro-batch (non-growing presets)."""
+    if cfg.progressive is not None or cfg.D.mbstd_group_size is None:
+        return cfg
+    bg, _ = micro_batch(cfg.batch, world, cfg.batch_gpu)
+    group = largest_divisor_at_most(bg, cfg.D.mbstd_group_size)
+    if group == cfg.D.mbstd_group_size:
+        return cfg
+    return cfg.replace(D=cfg.D.replace(mbstd_group_size=group))
+
+
+def apply_overrides(cfg: TrainingConfig, o: Overrides) -> TrainingConfig:
+    """A TrainingConfig with the command-line overrides applied (ValueError names a bad value).
+
+    `cond` is not applied here: it decides which preset is resolved, and cannot change on resume."""
+    rep = dataclasses.replace
+    top = {k: v for k, v in (("batch", o.batch), ("batch_gpu", o.batch_gpu), ("total_kimg", o.kimg),
+                              ("snap", o.snap), ("mirror", o.mirror), ("seed", o.seed), ("metrics", o.metrics),
+                              ("ema_kimg", o.ema), ("kimg_per_tick", o.kimg_per_tick)) if v is not None}
+    cfg = cfg.replace(**top)
+    if o.gamma is not None:
+        cfg = cfg.replace(loss=rep(cfg.loss, r1_gamma=o.gamma))
+    if any(v is not None for v in (o.aug, o.p, o.target, o.augpipe)):
+        a = cfg.augment
+        mode = o.aug or a.mode
+        p = o.p if o.p is not None else (None if mode == "fixed" and a.mode != "fixed" else a.p)
+        cfg = cfg.replace(augment=AdaConfig(mode=mode, p=p, target=a.target if o.target is None else o.target,
+                                            pipe=o.augpipe or a.pipe, interval=a.interval,
+                                            speed_kimg=a.speed_kimg))
+    if o.g_arch is not None or o.d_arch is not None:
+        from .paper_presets import with_architectures
+
+        cfg = with_architectures(cfg, o.g_arch, o.d_arch)
+    if o.map_layers is not None:
+        cfg = cfg.replace(G=cfg.G.replace(mapping=rep(cfg.G.mapping, num_layers=o.map_layers)))
+    if o.lr is not None:
+        cfg = cfg.replace(G_opt=rep(cfg.G_opt, lr=o.lr), D_opt=rep(cfg.D_opt, lr=o.lr))
+    return cfg
+
+
+def run_name(data_name: str, cfg: TrainingConfig, o: Overrides, world: int, resumed: bool) -> str:
+    """Run directory suffix in the official style: mnist-cond-mirror-cpu-gamma0.1-kimg10-ada."""
+    parts = [data_name]
+    if cfg.cond:
+        parts.append("cond")
+    if cfg.mirror:
+        parts.append("mirror")
+    parts.append((cfg.preset or "custom") + (str(world) if cfg.preset == "auto" else ""))
+    for value, fmt in ((o.gamma, "gamma{:g}"), (o.kimg, "kimg{:g}"), (o.batch, "batch{}"), (o.map_layers, "map{}"),
+                       (o.lr, "lr{:g}"), (o.ema, "ema{:g}"), (o.g_arch, "G{}"), (o.d_arch, "D{}")):
+        if value is not None:
+            parts.append(fmt.format(value))
+    if cfg.augment.mode != "noaug":
+        parts.append(cfg.augment.mode)
+        for value, fmt in ((o.p, "p{:g}"), (o.target, "target{:g}"), (o.augpipe, "{}")):
+            if value is not None:
+                parts.append(fmt.format(value))
+    if world > 1:
+        parts.append(f"gpus{world}")
+    if resumed:
+        parts.append("resume")
+    return "-".join(parts)
+
+
+def _world(opts: RunOptions, device: torch.device) -> int:
+    if ddp.under_torchrun():
+        world = int(os.environ["WORLD_SIZE"])
+        if opts.gpus not in (1, world):
+            raise TrainingSetupError(f"--gpus {opts.gpus} differs from torchrun's world size {world}")
+        return world
+    world = max(int(opts.gpus), 1)
+    if world > 1 and device.type == "cuda" and torch.cuda.device_count() < world:
+        raise TrainingSetupError(f"--gpus {world} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    if world > 1 and device.type == "mps":
+        raise TrainingSetupError("multi-process training is not supported on MPS")
+    return world
+
+
+def _snapshot_config(snapshot: Path) -> tuple[Optional[TrainingConfig], Optional[str]]:
+    """The training config and data spec stored in a snapshot (None where it has none)."""
+    try:
+        info = read_checkpoint(snapshot).info
+    except CheckpointError as e:
+        raise TrainingSetupError(str(e)) from None
+    if "training" not in info:
+        return None, None
+    try:
+        cfg = from_dict(TrainingConfig, info["training"])
+    except ConfigError as e:
+        raise TrainingSetupError(f"{snapshot}: cannot read its training config: {e}") from None
+    return cfg, info.get("run", {}).get("data")
+
+
+def _open_data(spec: str, cond: bool, rank: int):
+    """Open the data, rank 0 first (it may convert a builtin dataset into the cache)."""
+    def open_():
+        try:
+            return open_dataset(spec, use_labels=cond, xflip=False)
+        except DatasetError as e:
+            raise TrainingSetupError(f"cannot open --data {spec}: {e}") from None
+
+    if rank == 0:
+        ds = open_()
+        ddp.barrier()
+        return ds
+    ddp.barrier()
+    return open_()
+
+
+def _check_data(cfg: TrainingConfig, ds, spec: str) -> None:
+    if len(ds) == 0:
+        raise TrainingSetupError(f"--data {spec}: the dataset is empty")
+    if (ds.resolution, ds.num_channels) != (cfg.G.img_resolution, cfg.G.img_channels):
+        raise TrainingSetupError(
+            f"the dataset is {ds.resolution}x{ds.resolution}x{ds.num_channels} but the networks are "
+            f"configured for {cfg.G.img_resolution}x{cfg.G.img_resolution}x{cfg.G.img_channels}")
+    if cfg.cond and ds.label_dim == 0:
+        raise TrainingSetupError(f"--cond needs labels, but {spec} has no dataset.json labels")
+    if ds.label_dim != cfg.G.c_dim or ds.label_dim != cfg.D.c_dim:
+        raise TrainingSetupError(f"the dataset has {ds.label_dim} label dimensions, the networks "
+                                 f"c_dim G {cfg.G.c_dim} / D {cfg.D.c_dim}")
+
+
+def _data_name(spec: str, ds) -> str:
+    return spec.split(":", 1)[1] if spec.startswith("builtin:") else ds.name
+
+
+# ----------------------------------------------------------------------------------- the plan
+
+
+def plan_run(opts: RunOptions, *, cfg: Optional[TrainingConfig] = None, preset: Optional[str] = None,
+             overrides: Overrides = Overrides(), rank: int = 0) -> RunPlan:
+    """Validate a run and resolve its config; raises TrainingSetupError with a clear message.
+
+    The config comes from `cfg` (Python API), else from `preset` resolved against the data's shape
+    (CLI), else from the snapshot being resumed; `overrides` apply to preset and snapshot configs.
+    Under torchrun the process group must already be joined (`launch.prepare` does that).
+    """
+    snapshot = find_snapshot(opts.resume) if opts.resume else None
+    data = opts.data
+    from_snapshot = False
+    if cfg is None and preset is None and snapshot is not None:
+        cfg, saved_data = _snapshot_config(snapshot)
+        from_snapshot = cfg is not None
+        data = data or saved_data
+    if data is None:
+        raise TrainingSetupError("--data is required (a folder, a zip, or builtin:mnist)")
+    device = resolve_device(opts.device)
+    world = _world(opts, device)
+    if from_snapshot and overrides.cond is not None and overrides.cond != cfg.cond:
+        raise TrainingSetupError("--cond/--no-cond cannot change when resuming a snapshot (the networks differ)")
+    cond = cfg.cond if cfg is not None else bool(overrides.cond)
+    ds = _open_data(data, cond, rank)
+
+    try:
+        if cfg is None:
+            shape = DataShape(resolution=ds.resolution, channels=ds.num_channels,
+                              c_dim=ds.label_dim if cond else 0, gpus=world)
+            cfg = resolve_preset(preset or "auto", shape).replace(cond=cond)
+            if overrides.aug is None:
+                overrides = dataclasses.replace(overrides, aug="ada")  # the official default
+        cfg = apply_overrides(cfg, overrides)
+    except ValueError as e:  # bad override values, unknown preset / pipeline / architecture
+        raise TrainingSetupError(str(e)) from None
+    cfg = fit_mbstd(cfg, world)
+    check_config(cfg, world)
+    _check_data(cfg, ds, data)
+
+    info = DataInfo(spec=str(data), name=_data_name(str(data), ds), size=len(ds), resolution=ds.resolution,
+                    channels=ds.num_channels, label_dim=ds.label_dim)
+    desc = opts.desc or run_name(info.name, cfg, overrides, world, resumed=snapshot is not None)
+    opts = dataclasses.replace(opts, data=str(data), desc=desc, gpus=world,
+                               resume=None if snapshot is None else str(snapshot))
+    return RunPlan(cfg=cfg, opts=opts, data=info, world=world, device_type=device.type)
+
+
+__all__ = ["RunOptions", "Overrides", "DataInfo", "RunPlan", "plan_run", "apply_overrides", "run_name",
+           "check_config", "fit_mbstd", "find_snapshot", "resolve_device"]
