@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from stylegan.cli.dataset import command as dataset_command
 from stylegan.data import DatasetError, ImageDataset, builtin, convert_dataset, open_dataset, tool
+from stylegan.data.format import archive_name
 
 # ------------------------------------------------------------------------------- helpers
 
@@ -87,8 +88,8 @@ def test_round_trip_pixel_exact_and_official_layout(folder, tmp_path: Path) -> N
 
 
 def test_archive_names_follow_official_scheme() -> None:
-    assert tool.archive_name(0) == "00000/img00000000.png"
-    assert tool.archive_name(1234) == "00001/img00001234.png"
+    assert archive_name(0) == "00000/img00000000.png"
+    assert archive_name(1234) == "00001/img00001234.png"
 
 
 @pytest.mark.parametrize("kind", ["zip", "tgz", "tar"])
