@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from stylegan.cli.dataset import command as dataset_command
 from stylegan.data import DatasetError, ImageDataset, builtin, convert_dataset, open_dataset, tool
+from stylegan.data.format import archive_name
 
 # ------------------------------------------------------------------------------- helpers
 
@@ -87,8 +88,8 @@ def test_round_trip_pixel_exact_and_official_layout(folder, tmp_path: Path) -> N
 
 
 def test_archive_names_follow_official_scheme() -> None:
-    assert tool.archive_name(0) == "00000/img00000000.png"
-    assert tool.archive_name(1234) == "00001/img00001234.png"
+    assert archive_name(0) == "00000/img00000000.png"
+    assert archive_name(1234) == "00001/img00001234.png"
 
 
 @pytest.mark.parametrize("kind", ["zip", "tgz", "tar"])
@@ -201,6 +202,65 @@ def test_source_dataset_json_labels_are_kept(folder, tmp_path: Path) -> None:
     assert _reference_read(tmp_path / "b.zip")[1] == [0, 0, 1, 1, 1]
     convert_dataset(tmp_path / "a.zip", tmp_path / "c.zip", labels="none", progress=False)
     assert _reference_read(tmp_path / "c.zip")[1] is None
+
+
+def _zip_with_json(path: Path, n: int, meta: str) -> Path:
+    """A dataset zip of n 8x8 RGB images in the official layout with ``meta`` as dataset.json."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(n):
+            buf = io.BytesIO()
+            PIL.Image.fromarray(_rand(seed=i)).save(buf, format="PNG")
+            zf.writestr(archive_name(i), buf.getvalue())
+        zf.writestr("dataset.json", meta)
+    return path
+
+
+def test_vector_labels_survive_the_tool(tmp_path: Path) -> None:
+    vectors = [[0.5, -1.0], [1.5, 2.0], [0.1, 1e-3]]
+    meta = {"labels": [[archive_name(i), v] for i, v in enumerate(vectors)]}
+    src = _zip_with_json(tmp_path / "v.zip", 3, json.dumps(meta))
+    s = convert_dataset(src, tmp_path / "out.zip", progress=False)
+    assert (s.num_classes, s.label_dim, s.has_labels) == (0, 2, True)
+    assert "labels: yes (vectors of 2)" in s.format()
+    assert _reference_read(tmp_path / "out.zip")[1] == vectors  # the same numbers, not rounded
+    ds = ImageDataset(tmp_path / "out.zip", use_labels=True)
+    np.testing.assert_array_equal(np.stack([ds[i][1] for i in range(3)]), np.float32(vectors))
+
+
+def test_loader_and_tool_accept_the_same_label_forms(tmp_path: Path) -> None:
+    """The shorthand {name: label}, './' and '\\' in names, and digit strings: read alike."""
+    names = [archive_name(i) for i in range(3)]
+    meta = {f"./{names[0]}": 2, names[1].replace("/", "\\"): "0", names[2]: 1}
+    src = _zip_with_json(tmp_path / "s.zip", 3, json.dumps(meta))
+    ds = ImageDataset(src, use_labels=True)
+    assert [int(ds[i][1].argmax()) for i in range(3)] == [2, 0, 1] and ds.label_dim == 3
+    convert_dataset(src, tmp_path / "out.zip", progress=False)
+    assert _reference_read(tmp_path / "out.zip")[1] == [2, 0, 1]
+
+
+@pytest.mark.parametrize(
+    "meta, words",
+    [
+        ("{", "invalid JSON"),
+        ("[1, 2]", 'expected {"labels"'),
+        ('{"labels": 5}', "'labels' must be null or a list of"),
+        ('{"labels": [["a.png"]]}', "'labels' must be null or a list of"),
+        ('{"labels": [["00000/img00000000.png", -1]]}', "-1 for '00000/img00000000.png' is neg"),
+        ('{"labels": [["00000/img00000000.png", true]]}', "True for .* is not a class index"),
+        ('{"labels": [["00000/img00000000.png", [1, NaN]]]}', "not a class index"),
+        ('{"00000/img00000000.png": 1, "./00000/img00000000.png": 2}', "two different labels"),
+        ('{"00000/img00000000.png": 1, "00000/img00000001.png": [1.0]}', "all be class indices"),
+    ],
+    ids=["json", "not-object", "not-list", "not-pairs", "negative", "bool", "nan", "twice", "mix"],
+)
+def test_bad_dataset_json_fails_alike_in_loader_and_tool(tmp_path: Path, meta, words) -> None:
+    src = _zip_with_json(tmp_path / "s.zip", 2, meta)
+    with pytest.raises(DatasetError, match=words) as loader_err:
+        ImageDataset(src)
+    with pytest.raises(DatasetError, match=words) as tool_err:
+        convert_dataset(src, tmp_path / "out.zip", progress=False)
+    assert str(loader_err.value) == str(tool_err.value)
+    assert str(loader_err.value).startswith(f"{src}:dataset.json: ")
 
 
 # ---------------------------------------------------------------------------- bad input

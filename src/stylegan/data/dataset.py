@@ -1,12 +1,8 @@
 """Training-data loader: a folder or zip of same-sized square images, optional labels.
 
-The on-disk format is the one NVIDIA's stylegan2-ada-pytorch uses, so datasets made by either
-tool load in either loader:
-
-* every file whose extension is an image extension is one image, in sorted path order;
-* an optional ``dataset.json`` at the root holds ``{"labels": [[relative/path.png, label], ...]}``
-  (or ``{"labels": null}``), keyed by the path relative to the root with forward slashes; a label
-  is a non-negative class index (served one-hot) or a list of floats (served as is).
+The on-disk format (the one NVIDIA's stylegan2-ada-pytorch uses, so datasets made by either tool
+load in either loader) is defined in :mod:`stylegan.data.format`, whose label parser this loader
+shares with the dataset tool. Class labels are served one-hot, label vectors as they are.
 
 The dataset is validated when it is constructed (every image header is read, which is cheap) so a
 bad file fails at start-up with its name, not hours into training inside a worker process.
@@ -19,55 +15,32 @@ bad file fails at start-up with its name, not hours into training inside a worke
 from __future__ import annotations
 
 import io
-import json
 import os
 import zipfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import PIL.Image
 import torch.utils.data
 
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "DatasetError",
-    "ImageDataset",
-    "is_image_name",
-    "open_dataset",
-    "subset_indices",
-]
+from stylegan.data.format import (
+    IMAGE_EXTENSIONS,
+    LABELS_FILE,
+    DatasetError,
+    Label,
+    is_image_name,
+    is_valid_resolution,
+    label_dim,
+    read_labels_json,
+)
+from stylegan.data.resolve import dataset_path
 
-# Extensions read as images, by both the dataset tool and the loader (compared lower-cased).
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+__all__ = ["DatasetError", "ImageDataset", "open_dataset", "subset_indices"]
 
 # Image modes the loader accepts and their channel counts. Anything else (RGBA, palette, 16-bit)
 # needs the compositing / conversion that `stylegan dataset` does, so we refuse it with a hint.
 _MODE_CHANNELS: dict[str, int] = {"L": 1, "RGB": 3}
-
-LABELS_FILE = "dataset.json"
-
-
-class DatasetError(ValueError):
-    """Bad dataset input: the message names the offending file and says what to do."""
-
-
-def is_image_name(name: str) -> bool:
-    """True for a (relative, '/'-separated) path that is an image and not hidden.
-
-    Hidden entries (any path component starting with '.') and macOS ``__MACOSX`` folders are
-    skipped: zips made on a Mac carry ``__MACOSX/._img.png`` resource forks that look like images
-    but are not.
-    """
-    parts = name.split("/")
-    if any(p.startswith(".") or p == "__MACOSX" for p in parts):
-        return False
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-
-
-def is_power_of_two(n: int) -> bool:
-    return n >= 1 and (n & (n - 1)) == 0
 
 
 def subset_indices(num_images: int, max_size: int | None, seed: int) -> np.ndarray:
@@ -109,40 +82,11 @@ def _bad_mode_message(where: str, mode: str) -> str:
     )
 
 
-def _parse_labels(raw: Any, image_names: Sequence[str], where: str) -> np.ndarray | None:
-    """Turn ``dataset.json``'s ``labels`` value into an array aligned with ``image_names``.
-
-    Returns int64 ``[N]`` (class indices) or float32 ``[N, D]`` (label vectors), or None.
-    """
-    if raw is None:
-        return None
-    try:
-        table = {str(name).replace("\\", "/"): value for name, value in raw}
-    except (TypeError, ValueError):
-        raise DatasetError(
-            f"{where}: 'labels' must be null or a list of [filename, label] pairs"
-        ) from None
-    values = []
-    for name in image_names:
-        if name not in table:
-            raise DatasetError(f"{where}: no label for image {name!r}")
-        values.append(table[name])
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        labels = np.asarray(values, dtype=np.int64).reshape(len(values))  # [N]
-        if labels.size and labels.min() < 0:
-            bad = image_names[int(np.argmin(labels))]
-            raise DatasetError(f"{where}: negative class label for image {bad!r}")
-        return labels
-    try:
-        labels = np.asarray(values, dtype=np.float32)
-    except (TypeError, ValueError):
-        labels = None
-    if labels is None or labels.ndim != 2:
-        raise DatasetError(
-            f"{where}: labels must all be class indices (int) or all be lists of numbers "
-            f"of the same length"
-        )
-    return labels  # [N, D]
+def _label_array(values: Sequence[Label]) -> np.ndarray:
+    """Labels aligned with the images: int64 ``[N]`` class indices or float32 ``[N, D]``."""
+    if isinstance(values[0], tuple):
+        return np.asarray(values, dtype=np.float32)  # [N, D]
+    return np.asarray(values, dtype=np.int64).reshape(len(values))  # [N]
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -192,15 +136,11 @@ class ImageDataset(torch.utils.data.Dataset):
         self._raw_shape = self._validate_headers()  # [C, H, W]
         self.name: str = os.path.splitext(os.path.basename(os.path.normpath(self._path)))[0]
 
-        raw_labels = self._read_labels() if LABELS_FILE in all_names else None
-        self._labels_available = raw_labels is not None
-        self._raw_labels: np.ndarray | None = raw_labels if use_labels else None
-        if self._raw_labels is None:
-            self._label_shape: list[int] = [0]
-        elif self._raw_labels.dtype == np.int64:
-            self._label_shape = [int(self._raw_labels.max()) + 1]
-        else:
-            self._label_shape = list(self._raw_labels.shape[1:])
+        labels = self._read_labels() if LABELS_FILE in all_names else None  # N labels or None
+        self._labels_available = labels is not None
+        served = labels if use_labels else None
+        self._raw_labels = None if served is None else _label_array(served)  # [N] or [N, D]
+        self._label_dim = 0 if served is None else label_dim(served)
 
         base = subset_indices(len(self._image_names), max_size, seed)  # [M]
         flip = np.zeros(base.size, dtype=np.uint8)
@@ -231,12 +171,9 @@ class ImageDataset(torch.utils.data.Dataset):
         return self._raw_shape[1]
 
     @property
-    def label_shape(self) -> list[int]:
-        return list(self._label_shape)
-
-    @property
     def label_dim(self) -> int:
-        return self._label_shape[0]
+        """Width of the served label: one-hot classes, or the label vector (0: no labels)."""
+        return self._label_dim
 
     @property
     def has_labels(self) -> bool:
@@ -277,7 +214,7 @@ class ImageDataset(torch.utils.data.Dataset):
             return np.zeros([0], dtype=np.float32)
         value = self._raw_labels[int(self._raw_idx[index])]
         if self._raw_labels.dtype == np.int64:
-            onehot = np.zeros(self._label_shape, dtype=np.float32)
+            onehot = np.zeros([self._label_dim], dtype=np.float32)
             onehot[int(value)] = 1
             return onehot
         return value.astype(np.float32, copy=True)
@@ -362,7 +299,7 @@ class ImageDataset(torch.utils.data.Dataset):
             if shape is None:
                 if w != h:
                     raise DatasetError(f"{self._where(name)}: image is {w}x{h}, not square")
-                if not is_power_of_two(w) or w < 4:
+                if not is_valid_resolution(w):
                     raise DatasetError(
                         f"{self._where(name)}: resolution {w} is not a power of two >= 4"
                     )
@@ -376,15 +313,16 @@ class ImageDataset(torch.utils.data.Dataset):
         assert shape is not None
         return shape
 
-    def _read_labels(self) -> np.ndarray | None:
+    def _read_labels(self) -> list[Label] | None:
+        """The labels of ``dataset.json`` in image order, or None if it says ``null``."""
         where = self._where(LABELS_FILE)
-        try:
-            meta = json.loads(self._read_file(LABELS_FILE).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise DatasetError(f"{where}: invalid JSON ({e})") from None
-        if not isinstance(meta, dict) or "labels" not in meta:
-            raise DatasetError(f"{where}: expected an object with a 'labels' key")
-        return _parse_labels(meta["labels"], self._image_names, where)
+        table = read_labels_json(self._read_file(LABELS_FILE), where)
+        if table is None:
+            return None
+        missing = [n for n in self._image_names if n not in table]
+        if missing:
+            raise DatasetError(f"{where}: no label for image {missing[0]!r}")
+        return [table[n] for n in self._image_names]
 
 
 def _shape_str(shape: Sequence[int]) -> str:
@@ -396,14 +334,7 @@ def open_dataset(spec: str | os.PathLike, **kwargs: Any) -> ImageDataset:
     """Open a dataset by folder path, zip path, or built-in name (``builtin:mnist``, ...).
 
     Built-in datasets are converted once into ``$STYLEGAN_CACHE/datasets`` (default
-    ``~/.cache/stylegan/datasets``) and opened from there afterwards. Keyword arguments go to
-    :class:`ImageDataset`.
+    ``~/.cache/stylegan/datasets``) and opened from there afterwards (see
+    :func:`stylegan.data.resolve.dataset_path`). Keyword arguments go to :class:`ImageDataset`.
     """
-    spec_str = os.fspath(spec)
-    if spec_str.startswith("builtin:"):
-        from stylegan.data.builtin import materialize  # builtin depends on the tool; import late
-
-        path: Path | str = materialize(spec_str)
-    else:
-        path = Path(spec_str).expanduser()
-    return ImageDataset(path, **kwargs)
+    return ImageDataset(dataset_path(spec), **kwargs)

@@ -1,10 +1,7 @@
-"""`stylegan dataset`: turn a folder / archive / built-in set of images into a training zip.
+"""`stylegan dataset`: write an opened image source as a training zip.
 
-The output is the layout NVIDIA's stylegan2-ada-pytorch ``dataset_tool.py`` writes, so it loads
-unchanged in their loader and theirs in ours:
-
-    00000/img00000000.png ... 00000/img00000999.png, 00001/img00001000.png, ...   (1000 per folder)
-    dataset.json   {"labels": [["00000/img00000000.png", 3], ...]}  or  {"labels": null}
+Writes the layout of :mod:`stylegan.data.format` (the one NVIDIA's stylegan2-ada-pytorch
+``dataset_tool.py`` writes, so it loads unchanged in their loader and theirs in ours).
 
 Pipeline for each source image (sorted by source-relative path, so the output is deterministic):
 decode -> EXIF orientation -> alpha composited on ``background`` -> 1 or 3 channels -> crop /
@@ -12,323 +9,65 @@ resize to ``resolution`` -> PNG. Every image must come out with the same square 
 size and channel count. A bad file stops the run with its name, or is skipped and listed when
 ``skip_bad`` is set. The zip is written to a temporary file beside the destination and renamed
 into place at the end, so an error or Ctrl-C never leaves a half-written dataset behind.
+
+Sources come from :mod:`stylegan.data.sources`; ``convert_dataset`` (a spec in, a zip out) lives
+in :mod:`stylegan.data.resolve`, above the built-in datasets that are themselves made with
+:func:`write_dataset`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import functools
 import io
-import json
 import os
-import shutil
-import tarfile
-import tempfile
 import time
 import uuid
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, Callable
 
 import numpy as np
 import PIL.Image
 import PIL.ImageOps
 from tqdm import tqdm
 
-from stylegan.data.dataset import (
+from stylegan.data.format import (
     IMAGE_EXTENSIONS,
     LABELS_FILE,
     DatasetError,
-    is_image_name,
-    is_power_of_two,
+    Label,
+    archive_name,
+    dataset_json,
+    folder_labels,
+    is_valid_resolution,
+    label_dim,
+    read_label_file,
 )
+from stylegan.data.sources import Source, SourceImage
 
 __all__ = [
+    "RESIZE_FILTERS",
+    "TRANSFORMS",
     "ConversionSummary",
     "ConvertOptions",
     "SkippedFile",
-    "Source",
-    "SourceImage",
-    "archive_name",
-    "convert_dataset",
-    "folder_labels",
-    "open_source",
+    "check_dest",
+    "encode_png",
+    "labels_rule",
     "prepare_image",
-    "read_label_file",
-    "tar_source",
     "write_dataset",
 ]
 
 _Resampling = getattr(PIL.Image, "Resampling", PIL.Image)  # Pillow >= 9.1 moved the constants
 RESIZE_FILTERS: Mapping[str, int] = {"box": _Resampling.BOX, "lanczos": _Resampling.LANCZOS}
 TRANSFORMS: tuple[str, ...] = ("center-crop", "center-crop-wide")
-IMAGES_PER_FOLDER = 1000  # the official layout: folder = index // 1000
 PNG_COMPRESS_LEVEL = 6
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: same input -> byte-identical zip
-
 
 class _BadImage(Exception):
     """One source file cannot be used; the message says why (the caller adds the file name)."""
 
-
-# =============================================================================== sources
-
-
-@dataclasses.dataclass(frozen=True)
-class SourceImage:
-    """One image of a source, decoded only when ``load`` is called (keeps memory flat)."""
-
-    name: str  # source-relative path with '/' separators: the key for label files
-    where: str  # human-readable location for messages (file path, or archive:member)
-    load: Callable[[], PIL.Image.Image]
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-    """The images of a source in deterministic (sorted) order, plus what ships with them."""
-
-    spec: str
-    images: tuple[SourceImage, ...]
-    labels: Mapping[str, int] | None = None  # from the source's dataset.json, or a builtin
-    default_resolution: int | None = None  # builtins pick their size; others keep theirs
-    default_transform: str | None = None  # used when the options name no transform
-    note: str = ""  # shown in the summary (e.g. which backend a builtin came from)
-
-
-def _open_image_file(path: str) -> PIL.Image.Image:
-    return PIL.Image.open(path)
-
-
-def _open_zip_member(zf: zipfile.ZipFile, name: str) -> PIL.Image.Image:
-    return PIL.Image.open(io.BytesIO(zf.read(name)))
-
-
-def _clean_name(name: str) -> str:
-    """Normalise a relative path to the '/'-separated form used as the label key."""
-    name = name.strip().replace("\\", "/")
-    while name.startswith("./"):
-        name = name[2:]
-    return name
-
-
-def _labels_from_json_bytes(data: bytes, where: str) -> dict[str, int] | None:
-    try:
-        obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DatasetError(f"{where}: invalid JSON ({e})") from None
-    return parse_label_json(obj, where)
-
-
-def folder_source(root: Path) -> Source:
-    """All images under ``root`` (recursive), with labels from ``root/dataset.json`` if present."""
-    names = []
-    for d, dirs, files in os.walk(root):
-        dirs.sort()
-        for f in files:
-            rel = os.path.relpath(os.path.join(d, f), root).replace(os.sep, "/")
-            if is_image_name(rel):
-                names.append(rel)
-    names.sort()
-    images = tuple(
-        SourceImage(n, str(root / n), functools.partial(_open_image_file, str(root / n)))
-        for n in names
-    )
-    meta = root / LABELS_FILE
-    labels = _labels_from_json_bytes(meta.read_bytes(), str(meta)) if meta.is_file() else None
-    return Source(str(root), images, labels)
-
-
-@contextlib.contextmanager
-def zip_source(path: Path) -> Iterator[Source]:
-    """Images inside a zip, read member by member (random access is cheap in a zip)."""
-    try:
-        zf = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as e:
-        raise DatasetError(f"{path}: cannot open zip ({e})") from None
-    with zf:
-        names = sorted(n for n in zf.namelist() if not n.endswith("/") and is_image_name(n))
-        images = tuple(
-            SourceImage(n, f"{path}:{n}", functools.partial(_open_zip_member, zf, n)) for n in names
-        )
-        labels = None
-        if LABELS_FILE in zf.namelist():
-            labels = _labels_from_json_bytes(zf.read(LABELS_FILE), f"{path}:{LABELS_FILE}")
-        yield Source(str(path), images, labels)
-
-
-@contextlib.contextmanager
-def tar_source(path: Path, *, under: str = "", spec: str | None = None) -> Iterator[Source]:
-    """Images inside a .tar / .tgz / .tar.gz, optionally only those below folder ``under``.
-
-    A compressed tar can only be read front to back, while we want sorted order: so one pass
-    copies the image members into a temporary folder (removed afterwards) and the images are
-    then read from there. Member names never become file-system paths (no path traversal).
-    """
-    prefix = _clean_name(under).rstrip("/") + "/" if under else ""
-    try:
-        tf = tarfile.open(path)  # noqa: SIM115 - closed by `with tf` below; detects compression
-    except (OSError, tarfile.TarError) as e:
-        raise DatasetError(f"{path}: cannot open tar archive ({e})") from None
-    with tf, tempfile.TemporaryDirectory(prefix="stylegan-tar-") as tmp:
-        files: dict[str, str] = {}
-        labels = None
-        try:
-            for member in tf:
-                if not member.isfile():
-                    continue
-                name = _clean_name(member.name)
-                if not name.startswith(prefix):
-                    continue
-                name = name[len(prefix) :]
-                if name == LABELS_FILE:
-                    data = _extract_bytes(tf, member)
-                    labels = _labels_from_json_bytes(data, f"{path}:{member.name}")
-                elif is_image_name(name):
-                    target = os.path.join(tmp, f"{len(files):08d}")
-                    with _member_file(tf, member) as src, open(target, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-                    files[name] = target
-        except (OSError, EOFError, tarfile.TarError) as e:  # truncated / corrupt stream
-            raise DatasetError(f"{path}: cannot read tar archive ({e})") from None
-        images = tuple(
-            SourceImage(n, f"{path}:{prefix}{n}", functools.partial(_open_image_file, files[n]))
-            for n in sorted(files)
-        )
-        yield Source(spec or str(path), images, labels)
-
-
-def _member_file(tf: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
-    f = tf.extractfile(member)
-    assert f is not None  # regular files (the only members we read) always have data
-    return f
-
-
-def _extract_bytes(tf: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    with _member_file(tf, member) as f:
-        return f.read()
-
-
-def _is_tar_name(path: Path) -> bool:
-    name = path.name.lower()
-    return name.endswith((".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz"))
-
-
-@contextlib.contextmanager
-def open_source(spec: str | os.PathLike) -> Iterator[Source]:
-    """Open a folder, .zip, .tar/.tgz/.tar.gz, or ``builtin:NAME`` as a :class:`Source`."""
-    spec_str = os.fspath(spec)
-    if spec_str.startswith("builtin:"):
-        from stylegan.data.builtin import open_builtin_source  # builtin builds on this module
-
-        with open_builtin_source(spec_str) as src:
-            yield src
-        return
-    path = Path(spec_str).expanduser()
-    if path.is_dir():
-        yield folder_source(path)
-    elif not path.exists():
-        raise DatasetError(f"{path}: source not found")
-    elif zipfile.is_zipfile(path):
-        with zip_source(path) as src:
-            yield src
-    elif _is_tar_name(path) or tarfile.is_tarfile(path):
-        with tar_source(path) as src:
-            yield src
-    else:
-        raise DatasetError(
-            f"{path}: not a folder, .zip, or .tar/.tgz/.tar.gz archive (or builtin:NAME)"
-        )
-
-
-# ================================================================================= labels
-
-
-def _as_label(value: Any, where: str, name: str) -> int:
-    """A class label: a non-negative int (CSV gives strings of digits)."""
-    if isinstance(value, str) and value.strip().isdecimal():
-        return int(value.strip())
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise DatasetError(f"{where}: label {value!r} for {name!r} is not a non-negative integer")
-
-
-def parse_label_json(obj: Any, where: str) -> dict[str, int] | None:
-    """Labels from parsed JSON: ``{"labels": [[name, int], ...] | null}`` or ``{name: int}``."""
-    if isinstance(obj, dict) and "labels" in obj and isinstance(obj["labels"], (list, type(None))):
-        pairs = obj["labels"]  # the official format
-        if pairs is None:
-            return None
-        if not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
-            raise DatasetError(f"{where}: 'labels' must be a list of [filename, label] pairs")
-    elif isinstance(obj, dict):
-        pairs = list(obj.items())
-    else:
-        raise DatasetError(
-            f'{where}: expected {{"labels": [[filename, label], ...]}} or {{filename: label}}'
-        )
-    return _label_table(((str(n), v) for n, v in pairs), where)
-
-
-def _label_table(pairs: Iterable[tuple[str, Any]], where: str) -> dict[str, int]:
-    table: dict[str, int] = {}
-    for raw_name, value in pairs:
-        name = _clean_name(raw_name)
-        label = _as_label(value, where, name)
-        if table.get(name, label) != label:
-            raise DatasetError(f"{where}: {name!r} has two different labels")
-        table[name] = label
-    return table
-
-
-def read_label_file(path: str | os.PathLike) -> dict[str, int]:
-    """Read ``name -> class`` from a .csv (``filename,label``, header optional) or .json file.
-
-    Names are paths relative to the source root with '/' separators (``cat/001.jpg``).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: label file not found")
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        table = _labels_from_json_bytes(path.read_bytes(), str(path))
-        if table is None:
-            raise DatasetError(f"{path}: 'labels' is null; pass --labels none instead")
-        return table
-    if suffix != ".csv":
-        raise DatasetError(f"{path}: label file must be .csv or .json")
-    rows = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        for line_no, row in enumerate(csv.reader(f), start=1):
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != 2:
-                raise DatasetError(f"{path}:{line_no}: expected 2 columns (filename,label)")
-            if not rows and line_no == 1 and not row[1].strip().isdecimal():
-                continue  # a header row such as "filename,label"
-            rows.append((row[0], row[1]))
-    if not rows:
-        raise DatasetError(f"{path}: no labels in file")
-    return _label_table(rows, str(path))
-
-
-def folder_labels(names: Sequence[str], where: str) -> tuple[dict[str, int], list[str]]:
-    """``--labels folders``: class = first path component, numbered in sorted order.
-
-    Every image must sit inside a class folder (``cat/1.jpg``, ``dog/x/2.jpg``); an image at the
-    top level has no class, which is an error rather than a silent extra class.
-    """
-    loose = [n for n in names if "/" not in n]
-    if loose:
-        raise DatasetError(
-            f"{where}: --labels folders needs every image inside a class subfolder, but "
-            f"{loose[0]!r} is at the top level"
-        )
-    classes = sorted({n.split("/", 1)[0] for n in names})
-    index = {c: i for i, c in enumerate(classes)}
-    return {n: index[n.split("/", 1)[0]] for n in names}, classes
 
 
 # ================================================================================= images
@@ -433,15 +172,11 @@ def encode_png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def archive_name(index: int) -> str:
-    """Official output name of image ``index``: ``00001/img00001234.png``."""
-    return f"{index // IMAGES_PER_FOLDER:05d}/img{index:08d}.png"
-
-
 # ================================================================================ options
 
 
-def _parse_labels_option(labels: str | os.PathLike | None) -> str | Path | None:
+def labels_rule(labels: str | os.PathLike | None) -> str | Path | None:
+    """The ``--labels`` option as :attr:`ConvertOptions.labels`: "folders", "none", or a file."""
     if labels is None:
         return None
     text = os.fspath(labels)
@@ -462,9 +197,7 @@ class ConvertOptions:
     skip_bad: bool = False
 
     def __post_init__(self) -> None:
-        if self.resolution is not None and not (
-            is_power_of_two(self.resolution) and self.resolution >= 4
-        ):
+        if self.resolution is not None and not is_valid_resolution(self.resolution):
             raise DatasetError(f"--resolution must be a power of two >= 4, got {self.resolution}")
         if self.transform is not None and self.transform not in TRANSFORMS:
             raise DatasetError(f"--transform must be one of {', '.join(TRANSFORMS)}")
@@ -491,15 +224,15 @@ class SkippedFile:
 
 @dataclasses.dataclass(frozen=True)
 class ConversionSummary:
-    """What a conversion wrote (returned by :func:`convert_dataset`, printed by the CLI)."""
+    """What a conversion wrote (returned by :func:`write_dataset`, printed by the CLI)."""
 
     dest: Path
     source: str
     num_images: int
     resolution: int
     num_channels: int
-    num_classes: int  # 0: no labels
-    label_dim: int  # 0: no labels; else max label + 1 (what the loader's one-hot uses)
+    num_classes: int  # 0: no class labels (none, or label vectors)
+    label_dim: int  # 0: no labels; else max class + 1 or the vector length (as the loader)
     skipped: tuple[SkippedFile, ...] = ()
     seconds: float = 0.0
     note: str = ""
@@ -509,7 +242,12 @@ class ConversionSummary:
         return self.label_dim > 0
 
     def format(self) -> str:
-        labels = f"yes ({_plural(self.num_classes, 'class')})" if self.has_labels else "no"
+        if not self.has_labels:
+            labels = "no"
+        elif self.num_classes:
+            labels = f"yes ({_plural(self.num_classes, 'class')})"
+        else:
+            labels = f"yes (vectors of {self.label_dim})"
         lines = [
             f"Wrote {_plural(self.num_images, 'image')} to {self.dest} in {self.seconds:.1f} s",
             f"  source: {self.source}" + (f" ({self.note})" if self.note else ""),
@@ -555,7 +293,7 @@ def _zip_write(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     zf.writestr(info, data)
 
 
-def _check_dest(dest: Path, force: bool) -> None:
+def check_dest(dest: Path, force: bool) -> None:
     if dest.suffix.lower() != ".zip":
         raise DatasetError(f"{dest}: destination must be a .zip file")
     if dest.is_dir():
@@ -564,8 +302,10 @@ def _check_dest(dest: Path, force: bool) -> None:
         raise DatasetError(f"{dest}: already exists (pass --force to overwrite)")
 
 
-def _resolve_labels(src: Source, rule: str | Path | None) -> tuple[Mapping[str, int] | None, str]:
-    """(name -> class or None, where-label-errors-point-to) for the chosen label rule."""
+def _resolve_labels(
+    src: Source, rule: str | Path | None
+) -> tuple[Mapping[str, Label] | None, str]:
+    """(name -> label or None, where-label-errors-point-to) for the chosen label rule."""
     if rule == "none":
         return None, ""
     if rule == "folders":
@@ -576,7 +316,7 @@ def _resolve_labels(src: Source, rule: str | Path | None) -> tuple[Mapping[str, 
     return read_label_file(rule), str(rule)
 
 
-def _label_of(item: SourceImage, table: Mapping[str, int] | None, where: str) -> int | None:
+def _label_of(item: SourceImage, table: Mapping[str, Label] | None, where: str) -> Label | None:
     if table is None:
         return None
     if item.name not in table:
@@ -595,7 +335,7 @@ def write_dataset(
     """Convert an opened :class:`Source` into the zip ``dest`` (see the module docstring)."""
     start = time.perf_counter()
     dest = Path(dest).expanduser()
-    _check_dest(dest, force)
+    check_dest(dest, force)
     if not src.images:
         raise DatasetError(
             f"{src.spec}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})"
@@ -610,7 +350,8 @@ def write_dataset(
 
     shape: tuple[int, int, int] | None = None  # (H, W, C) of the first good image
     first = ""
-    written: list[tuple[str, int | None]] = []  # (archive name, label)
+    written: list[str] = []  # archive names
+    labels: list[Label] = []  # their labels, when there is a label table
     skipped: list[SkippedFile] = []
     total = len(src.images) if opts.max_images is None else min(len(src.images), opts.max_images)
     with atomic_output(dest) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
@@ -634,25 +375,25 @@ def write_dataset(
                     continue
                 name = archive_name(len(written))
                 _zip_write(zf, name, encode_png(arr))
-                written.append((name, label))
+                written.append(name)
+                if label is not None:
+                    labels.append(label)
                 bar.update(1)
         if not written:
             reason = f"; first: {skipped[0].where}: {skipped[0].reason}" if skipped else ""
             raise DatasetError(f"{src.spec}: all {len(skipped)} images were skipped{reason}")
-        has_labels = label_table is not None
-        meta = {"labels": [[n, lab] for n, lab in written] if has_labels else None}
-        _zip_write(zf, LABELS_FILE, json.dumps(meta).encode("utf-8"))
+        labelled = None if label_table is None else list(zip(written, labels))
+        _zip_write(zf, LABELS_FILE, dataset_json(labelled))
 
     assert shape is not None
-    classes = sorted({lab for _, lab in written if lab is not None})
     return ConversionSummary(
         dest=dest,
         source=src.spec,
         num_images=len(written),
         resolution=shape[0],
         num_channels=shape[2],
-        num_classes=len(classes),
-        label_dim=(classes[-1] + 1) if classes else 0,
+        num_classes=len({lab for lab in labels if isinstance(lab, int)}),
+        label_dim=label_dim(labels),
         skipped=tuple(skipped),
         seconds=time.perf_counter() - start,
         note=src.note,
@@ -668,7 +409,7 @@ def _check_shape(
     """The first good image fixes (H, W, C); later ones must match it. Returns (shape, first)."""
     h, w, c = this
     if shape is None:
-        if not (is_power_of_two(w) and w >= 4):
+        if not is_valid_resolution(w):
             raise _BadImage(
                 f"image is {w}x{h}; the resolution must be a power of two >= 4"
                 f"; pass --resolution N to resize"
@@ -686,39 +427,3 @@ def _check_shape(
             f"; pass --channels 1 or --channels 3"
         )
     return shape, first
-
-
-def convert_dataset(
-    source: str | os.PathLike,
-    dest: str | os.PathLike,
-    *,
-    resolution: int | None = None,
-    transform: str | None = None,
-    resize_filter: str = "lanczos",
-    max_images: int | None = None,
-    labels: str | os.PathLike | None = None,
-    channels: int | None = None,
-    background: Sequence[int] = (255, 255, 255),
-    skip_bad: bool = False,
-    force: bool = False,
-    progress: bool = True,
-) -> ConversionSummary:
-    """Convert ``source`` (folder, .zip, .tar/.tgz, ``builtin:NAME``) into the dataset zip ``dest``.
-
-    ``labels``: None uses the source's own ``dataset.json`` (or a builtin's labels) if it has
-    one; ``"folders"`` numbers the top-level subfolders in sorted order; ``"none"`` drops labels;
-    anything else is a .csv / .json label file. Raises :class:`DatasetError` on bad input.
-    """
-    opts = ConvertOptions(
-        resolution=resolution,
-        transform=transform,
-        resize_filter=resize_filter,
-        max_images=max_images,
-        labels=_parse_labels_option(labels),
-        channels=channels,
-        background=tuple(int(c) for c in background),  # type: ignore[arg-type]
-        skip_bad=skip_bad,
-    )
-    _check_dest(Path(dest).expanduser(), force)  # fail before opening (maybe fetching) a source
-    with open_source(source) as src:
-        return write_dataset(src, dest, opts, force=force, progress=progress)
