@@ -19,7 +19,7 @@ from stylegan.metrics.ppl import (PPLConfig, compute_ppl, crop_face, downsample_
                                   sample_pair_latents, slerp)
 from stylegan.metrics.precision_recall import knn_radii, precision_recall
 from stylegan.metrics.separability import conditional_entropy, separability_score
-from stylegan.metrics.testing import ToyDataset, ToyGenerator, save_fake_detector
+from metrics_helpers import ToyDataset, ToyGenerator, save_fake_detector
 
 
 pytestmark = pytest.mark.usefixtures("offline")

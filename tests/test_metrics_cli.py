@@ -15,7 +15,7 @@ from stylegan.metrics import append_metric_jsonl, compute_metric
 from stylegan.metrics.features import DetectorProvider, Extractor
 from stylegan.metrics.separability import (load_attribute_classifier, save_attribute_classifier,
                                            train_attribute_classifier)
-from stylegan.metrics.testing import ToyDataset, ToyGenerator, save_fake_detector
+from metrics_helpers import ToyDataset, ToyGenerator, save_fake_detector
 
 
 pytestmark = pytest.mark.usefixtures("offline")
@@ -152,7 +152,7 @@ def test_multiprocess_gather_matches_single_process(tmp_path):
 
     from stylegan.metrics.features import MetricOptions, compute_dataset_features, compute_generator_features
     from stylegan.metrics.ppl import PPLConfig, compute_ppl
-    from stylegan.metrics.testing import distributed_features_worker
+    from metrics_helpers import distributed_features_worker
 
     mp.spawn(distributed_features_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2)
     got = np.load(tmp_path / "dist.npz")

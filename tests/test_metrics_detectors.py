@@ -12,7 +12,7 @@ import torch
 
 from stylegan.metrics import DetectorError, load_detector, load_perceptual_distance, resolve_detector_file
 from stylegan.metrics.detectors import OFFICIAL_DETECTORS, sha256_file
-from stylegan.metrics.testing import save_fake_detector
+from metrics_helpers import save_fake_detector
 
 INCEPTION = OFFICIAL_DETECTORS["inception"]
 

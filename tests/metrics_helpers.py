@@ -1,5 +1,6 @@
-"""Tiny stand-ins for tests and examples: a generator that is linear in w, an in-memory dataset, and
-a fake TorchScript detector with the official call conventions. Not used by the metrics themselves.
+"""Test helpers for the metrics: a generator that is linear in w, an in-memory dataset, a fake
+TorchScript detector with the official call conventions, and a spawn target for the multi-process
+feature test. (They lived in the package once; nothing in it uses them.)
 """
 from __future__ import annotations
 
