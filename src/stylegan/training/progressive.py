@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.stylegan1 import downsample_box, get_lod, lod_for, max_lod, set_lod, split_lod, upsample_nearest
+from ..models.stylegan1 import downsample_box, max_lod, set_lod, split_lod, upsample_nearest
 from .config import ProgressiveConfig
 
 __all__ = ["Phase", "schedule", "needs_reset", "fade_reals", "active_num_ws", "reset_points",
-           "growth_kimg", "set_lod", "get_lod", "split_lod", "lod_for"]
+           "growth_kimg", "set_lod"]
 
 
 @dataclass(frozen=True)
