@@ -9,8 +9,6 @@ for linear separability.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -132,17 +130,13 @@ def run_job(job: MetricsJob, rank: int = 0, num_gpus: int = 1) -> list:
     return results
 
 
-def _spawn_worker(rank: int, job: MetricsJob, num_gpus: int, init_file: str) -> None:
+def _spawned_job(rank: int, num_gpus: int, job: MetricsJob) -> None:
+    """`stylegan.distributed.spawn` target: one process of a multi-GPU (or multi-process CPU) run."""
     import torch
 
-    backend = "nccl" if job.device.startswith("cuda") else "gloo"
-    if backend == "nccl":
+    if job.device.startswith("cuda"):
         torch.cuda.set_device(rank)
-    torch.distributed.init_process_group(backend, init_method=f"file://{init_file}", rank=rank, world_size=num_gpus)
-    try:
-        run_job(job, rank, num_gpus)
-    finally:
-        torch.distributed.destroy_process_group()
+    run_job(job, rank, num_gpus)
 
 
 def train_classifier_cli(data: Optional[str], out: Optional[str], device: str, epochs: int, resolution: int,
@@ -235,11 +229,9 @@ def command(network, data, metrics, mirror, gpus, detector_dir, proxy, batch, de
     if gpus == 1:
         run_job(job)
         return
-    import torch.multiprocessing as mp
+    from stylegan import distributed
 
-    with tempfile.TemporaryDirectory() as tmp:
-        init_file = os.path.join(tmp, ".torch_distributed_init")
-        mp.spawn(_spawn_worker, args=(job, gpus, init_file), nprocs=gpus)
+    distributed.spawn(_spawned_job, gpus, args=(job,), backend="nccl" if device.startswith("cuda") else "gloo")
 
 
 __all__ = ["MetricsJob", "command", "load_network", "open_data", "run_job"]
