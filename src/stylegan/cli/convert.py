@@ -17,7 +17,8 @@ def command(src: Path, dest: Path, force: bool) -> None:
     TensorFlow StyleGAN2 pickles with a restricted unpickler: the Python source embedded in the
     file is never imported or run. Writes every network found (G, D, G_ema) with its config.
     """
-    from ..io.official import OfficialFormatError, convert_official
+    from ..io.checkpoint import CheckpointError
+    from ..io.load import convert
 
     if not src.is_file():
         raise click.ClickException(f"no such file: {src}")
@@ -26,8 +27,8 @@ def command(src: Path, dest: Path, force: bool) -> None:
     if dest.resolve() == src.resolve():
         raise click.ClickException("DEST must differ from SRC")
     try:
-        summary = convert_official(src, dest)
-    except OfficialFormatError as e:
+        summary = convert(src, dest)
+    except CheckpointError as e:
         raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"cannot write {dest}: {e}") from None

@@ -17,7 +17,8 @@ def command(path, as_json):
     """Print the networks, configs, resolution and parameter counts of PATH."""
     import torch
 
-    from ..io.checkpoint import CheckpointError, _sniff, read_checkpoint
+    from ..io.checkpoint import CheckpointError, read_checkpoint
+    from ..io.load import sniff
     from ..io.serialize import to_dict
     from ._common import load_network
 
@@ -27,7 +28,7 @@ def command(path, as_json):
 
         if not Path(path).is_file():
             raise CheckpointError(f"no such file: {path}")
-        if _sniff(Path(path)) == "pickle":
+        if sniff(Path(path)) == "pickle":
             for which in ("G_ema", "G", "D"):
                 try:
                     m = load_network(path, torch.device("cpu"), which=which)
