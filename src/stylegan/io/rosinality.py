@@ -420,6 +420,10 @@ def save_rosinality(dest: str | Path, modules: dict[str, nn.Module], allow_custo
     """
     if "G_ema" not in modules:
         raise RosinalityFormatError("a rosinality checkpoint needs a generator (G_ema)")
+    for name, m in modules.items():  # what cannot be written at all, before how it would be written
+        why = _generator_refusal(m.cfg) if isinstance(m, Generator) else _discriminator_refusal(m.cfg)
+        if why:
+            raise RosinalityFormatError(f"{name} cannot be written as a rosinality checkpoint: {why}")
     G = modules["G_ema"]
     cfg = G.cfg
     notes: list[str] = []
