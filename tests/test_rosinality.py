@@ -18,7 +18,7 @@ from torch import nn
 
 import stylegan
 from stylegan.cli import main
-from stylegan.io.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from stylegan.io.checkpoint import CheckpointError, save_checkpoint
 from stylegan.io.load import convert, load_all, read_foreign, sniff
 from stylegan.io.rosinality import RosinalityFormatError, channel_table, stock_channel_multiplier
 from stylegan.models import DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig, build_discriminator
