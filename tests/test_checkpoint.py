@@ -205,7 +205,7 @@ def test_generate_64px_32_images_cpu(tmp_path):
 
 def test_safetensors_header_length_with_pickle_marker_byte(tmp_path):
     """A safetensors header whose length's low byte is 0x80 must not be mistaken for a pickle."""
-    from stylegan.io.checkpoint import _sniff
+    from stylegan.io.load import sniff as _sniff
     path = tmp_path / "x.safetensors"
     path.write_bytes((0x1080).to_bytes(8, "little") + b'{"__metadata__":{}}')
     assert _sniff(path) == "safetensors"

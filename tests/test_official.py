@@ -27,7 +27,7 @@ from stylegan.io.checkpoint import CheckpointError, read_checkpoint
 from stylegan.io.official import (OfficialFormatError, convert_official, discriminator_config_from_kwargs,
                                   generator_config_from_kwargs, load_official, official_to_ours_state,
                                   read_official)
-from stylegan.io.official_tf import _conv_flip
+from stylegan.io.official.tf_common import tf_conv_flip as _conv_flip
 from stylegan.models import (DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig,
                              build_discriminator)
 from stylegan.ops import conv2d_resample, setup_filter

@@ -28,8 +28,9 @@ import torch
 
 import stylegan
 from stylegan.io.checkpoint import read_checkpoint
-from stylegan.io.official import OfficialFormatError, TFNetwork, convert_official, load_official, read_official
-from stylegan.io.official_tf1 import tf1_discriminator_config, tf1_generator_config, tf1_generator_sources
+from stylegan.io.official import OfficialFormatError, convert_official, load_official, read_official
+from stylegan.io.official.records import TFNetwork
+from stylegan.io.official.tf1 import tf1_discriminator_config, tf1_generator_config, tf1_generator_sources
 from stylegan.models import DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig, build_discriminator
 from stylegan.models.config import StyleGAN1Options
 from stylegan.models.stylegan1 import V1Conv

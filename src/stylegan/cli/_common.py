@@ -27,7 +27,8 @@ def resolve_device(name: str | None) -> torch.device:
 
 def load_network(path: str, device: torch.device, which: str | None = None):
     """stylegan.load with every expected failure turned into a one-line CLI error."""
-    from ..io.checkpoint import CheckpointError, load
+    from ..io.checkpoint import CheckpointError
+    from ..io.load import load
 
     try:
         return load(path, which=which, device=device)

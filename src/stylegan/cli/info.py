@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -17,24 +18,27 @@ def command(path, as_json):
     """Print the networks, configs, resolution and parameter counts of PATH."""
     import torch
 
-    from ..io.checkpoint import CheckpointError, _sniff, read_checkpoint
+    from ..io.checkpoint import CheckpointError, read_checkpoint
+    from ..io.load import read_foreign, sniff
     from ..io.serialize import to_dict
-    from ._common import load_network
 
     report: dict = {"path": path, "networks": {}}
     try:
-        from pathlib import Path
-
         if not Path(path).is_file():
             raise CheckpointError(f"no such file: {path}")
-        if _sniff(Path(path)) == "pickle":
-            for which in ("G_ema", "G", "D"):
-                try:
-                    m = load_network(path, torch.device("cpu"), which=which)
-                except click.ClickException:
+        kind = sniff(path)
+        if kind in ("pickle", "torch"):
+            foreign = read_foreign(path)
+            report["format"] = {"pickle": "official pickle", "torch": "rosinality checkpoint"}[kind]
+            report["info"] = {k: v for k, v in foreign.info.items() if k != "networks"}
+            report["notes"] = list(foreign.notes)
+            for name, net in foreign.networks.items():
+                if net.error is not None:
+                    report["notes"].append(f"{name}: not readable: {net.error}")
                     continue
-                report["networks"][which] = {"config": to_dict(m.cfg), "parameters": _count(m)}
-            report["format"] = "official pickle"
+                m = net.build(torch.device("cpu"))
+                report["networks"][name] = {"config": to_dict(m.cfg), "parameters": _count(m)}
+                report["notes"] += [f"{name}: {n}" for n in net.notes]
         else:
             ckpt = read_checkpoint(path)
             report["format"] = "stylegan safetensors"
@@ -59,3 +63,5 @@ def command(path, as_json):
                    f"{res}x{res}x{cfg.get('img_channels')}, c_dim {cfg.get('c_dim')}{extra}, "
                    f"{net['parameters']:,} parameters")
         click.echo(f"    config: {json.dumps(cfg)}")
+    for note in report.get("notes", []):
+        click.echo(f"  note: {note}")

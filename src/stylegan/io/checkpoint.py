@@ -11,6 +11,7 @@ structure (dicts, lists, numbers) lives in the metadata key `stylegan.state`.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -200,16 +201,24 @@ def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], what: s
     module.load_state_dict(state, strict=True)
 
 
-def _sniff(path: Path) -> str:
-    with open(path, "rb") as f:
-        head = f.read(16)
-    # safetensors: 8-byte little-endian header length, then the JSON header. Test it first: the
-    # length's low byte may be 0x80, the pickle protocol marker.
-    if len(head) >= 9 and head[8:9] == b"{":
-        return "safetensors"
-    if head[:1] == b"\x80":
-        return "pickle"
-    return "unknown"
+def is_safetensors(head: bytes) -> bool:
+    """safetensors: an 8-byte little-endian header length, then the JSON header.
+
+    Test it before any pickle marker: the length's low byte may be 0x80, the pickle protocol byte.
+    """
+    return len(head) >= 9 and head[8:9] == b"{"
+
+
+def source_info(src: Path, source_format: str) -> dict[str, str]:
+    """Provenance recorded in a checkpoint converted from a foreign file: its name, hash, format."""
+    from ..version import __version__
+
+    h = hashlib.sha256()
+    with open(src, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return {"source": src.name, "source_sha256": h.hexdigest(), "source_format": source_format,
+            "converted_by": f"stylegan {__version__}"}
 
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -219,12 +228,12 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no such checkpoint file: {path}")
-    kind = _sniff(path)
-    if kind == "pickle":
-        raise CheckpointError(f"{path} is a pickle; official NVIDIA pickles are read by stylegan.load() "
-                              f"or converted with `stylegan convert`")
-    if kind != "safetensors":
-        raise CheckpointError(f"{path} is not a stylegan checkpoint (not a safetensors file)")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not is_safetensors(head):
+        raise CheckpointError(f"{path} is not a stylegan checkpoint (not a safetensors file); official "
+                              f"NVIDIA pickles and rosinality .pt files are read by stylegan.load() or "
+                              f"converted with `stylegan convert`")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -245,24 +254,3 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except (KeyError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: damaged checkpoint metadata ({e})") from None
     return Checkpoint(path, modules, tensors, info, skeleton)
-
-
-def load(path: str | os.PathLike, which: str | None = None, device: torch.device | str = "cpu") -> nn.Module:
-    """Load a network from our checkpoint or an official NVIDIA pickle (never executing its code).
-
-    `which` picks the network ('G_ema', 'G', 'D'); default: G_ema if present, else G.
-    The returned module is in eval mode with requires_grad disabled.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no such network file: {path}")
-    if _sniff(path) == "pickle":
-        from .official import load_official
-
-        return load_official(path, which=which, device=device)
-    ckpt = read_checkpoint(path)
-    if which is None:
-        which = next((n for n in ("G_ema", "G") if n in ckpt.modules), None)
-        if which is None:
-            raise CheckpointError(f"{path} holds no generator (networks: {sorted(ckpt.modules)})")
-    return ckpt.build(which, device)

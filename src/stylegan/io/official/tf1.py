@@ -1,10 +1,10 @@
 """TensorFlow StyleGAN (v1) pickles (NVlabs/stylegan, e.g. karras2019stylegan-ffhq-1024x1024.pkl).
 
 The pickle is a `(G, D, Gs)` tuple of `dnnlib.tflib.network.Network` objects (read as
-`official.TFNetwork` stand-ins): G/Gs built by `G_style` with components `mapping` (`G_mapping`)
+`records.TFNetwork` stand-ins): G/Gs built by `G_style` with components `mapping` (`G_mapping`)
 and `synthesis` (`G_synthesis`), D by `D_basic`. They become our StyleGAN v1 modules
 (`models/stylegan1.py`, `GeneratorConfig(version=1)`); variables are named
-`<component>/<scope>/<var>` relative to the top network as in `official_tf`.
+`<component>/<scope>/<var>` relative to the top network as in `tf_common`.
 
 Conventions (TF v1 `networks_stylegan.py` -> ours), all exact in real arithmetic:
 
@@ -46,9 +46,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .official import _MALFORMED, OfficialFormatError, OfficialNetwork, TFNetwork, _float, _int, _Kwargs
-from .official_tf import (DERIVED, _conv, _conv_flip, _dense, _first, _merged_kwargs, _ndim, _noise, _same_array,
-                          tf_params, tf_to_ours_state)
+from ...models import DiscriminatorConfig, GeneratorConfig, MappingConfig
+from ...models.config import StyleGAN1Options
+from .common import MALFORMED, Kwargs, OfficialFormatError, OfficialNetwork, as_float, as_int
+from .records import TFNetwork
+from .tf_common import (DERIVED, Source, check_ndim, merged_kwargs, tf_conv, tf_conv_flip, tf_dense, tf_first,
+                        tf_noise, tf_params, tf_same, tf_to_ours_state)
 
 __all__ = ["tf1_network", "tf1_generator_config", "tf1_discriminator_config", "tf1_generator_sources",
            "tf1_discriminator_sources", "fused_scale_at", "V1_BUILD_FUNCS"]
@@ -91,7 +94,7 @@ def _blur(v: Any, what: str) -> tuple[int, ...]:
     for t in v:
         if isinstance(t, (float, np.floating)) and float(t).is_integer():
             t = int(t)
-        taps.append(_int(t, what))
+        taps.append(as_int(t, what))
     # TF blurs with a 'SAME' depthwise cross-correlation; ours with a centred convolution. They agree
     # for odd-length symmetric filters (every official config: [1, 2, 1] or None).
     if len(taps) % 2 == 0 or taps != taps[::-1] or sum(taps) == 0:
@@ -113,7 +116,7 @@ def fused_scale_at(fused_scale: bool | str, resolution: int) -> bool:
     return resolution >= _FUSE_FROM if fused_scale == "auto" else bool(fused_scale)
 
 
-def _structure(kw: _Kwargs, where: str) -> None:
+def _structure(kw: Kwargs, where: str) -> None:
     value = kw.take("structure", "auto")
     if value == "fixed":
         raise OfficialFormatError(f"{where}.structure='fixed' (no progressive growing: a single ToRGB / "
@@ -137,9 +140,6 @@ def _lod(params: dict[str, np.ndarray], name: str, resolution: int, where: str) 
 
 def tf1_generator_config(G: TFNetwork, params: dict[str, np.ndarray]) -> tuple[Any, list[str], bool | str]:
     """TF G_style kwargs (+ the defaults of G_mapping / G_synthesis) -> GeneratorConfig, notes, fused_scale."""
-    from ..models import GeneratorConfig, MappingConfig
-    from ..models.config import StyleGAN1Options
-
     notes: list[str] = []
     if G.build_func_name != "G_style":
         raise OfficialFormatError(f"TF StyleGAN generator built by {G.build_func_name!r}, expected 'G_style'")
@@ -150,22 +150,22 @@ def tf1_generator_config(G: TFNetwork, params: dict[str, np.ndarray]) -> tuple[A
         if comp.build_func_name != func:
             raise OfficialFormatError(f"TF G_style component {comp.name!r} is built by {comp.build_func_name!r}; "
                                       f"only the StyleGAN {func} is supported")
-    kw = _Kwargs(_merged_kwargs(G), "TF G kwargs", notes)
-    z_dim = _int(kw.take("latent_size", 512), "latent_size", 1)
-    c_dim = _int(kw.take("label_size", 0), "label_size")
+    kw = Kwargs(merged_kwargs(G), "TF G kwargs", notes)
+    z_dim = as_int(kw.take("latent_size", 512), "latent_size", 1)
+    c_dim = as_int(kw.take("label_size", 0), "label_size")
     if c_dim:
         raise OfficialFormatError("conditional TF StyleGAN generator (LabelConcat: a raw label embedding "
                                   "concatenated with z before one joint normalisation); our conditioning differs")
-    w_dim = _int(kw.take("dlatent_size", 512), "dlatent_size", 1)
-    res = _int(kw.take("resolution", 1024), "resolution", 4)
-    channels = _int(kw.take("num_channels", 3), "num_channels", 1)
+    w_dim = as_int(kw.take("dlatent_size", 512), "dlatent_size", 1)
+    res = as_int(kw.take("resolution", 1024), "resolution", 4)
+    channels = as_int(kw.take("num_channels", 3), "num_channels", 1)
     beta = kw.take("dlatent_avg_beta", 0.995)
-    hidden = _int(kw.take("mapping_fmaps", 512), "mapping_fmaps", 1)
-    num_layers = _int(kw.take("mapping_layers", 8), "mapping_layers")
+    hidden = as_int(kw.take("mapping_fmaps", 512), "mapping_fmaps", 1)
+    num_layers = as_int(kw.take("mapping_layers", 8), "mapping_layers")
     mcfg = MappingConfig(
         num_layers=num_layers,
-        lr_multiplier=_float(kw.take("mapping_lrmul", 0.01), "mapping_lrmul"),
-        w_avg_beta=1.0 if beta is None else _float(beta, "dlatent_avg_beta"),  # None: never updated
+        lr_multiplier=as_float(kw.take("mapping_lrmul", 0.01), "mapping_lrmul"),
+        w_avg_beta=1.0 if beta is None else as_float(beta, "dlatent_avg_beta"),  # None: never updated
         layer_features=None if hidden == w_dim or num_layers <= 1 else hidden,  # unused with <= 1 layer
     )
     if mcfg.lr_multiplier <= 0:
@@ -175,8 +175,8 @@ def tf1_generator_config(G: TFNetwork, params: dict[str, np.ndarray]) -> tuple[A
     kw.require("normalize_latents", True, "z normalisation")
     kw.require("use_wscale", True, "equalized learning rate")
     kw.require("fmap_decay", 1.0, "channel count rule")
-    fmap_base = _int(kw.take("fmap_base", 8192), "fmap_base", 1)
-    fmap_max = _int(kw.take("fmap_max", 512), "fmap_max", 1)
+    fmap_base = as_int(kw.take("fmap_base", 8192), "fmap_base", 1)
+    fmap_max = as_int(kw.take("fmap_max", 512), "fmap_max", 1)
     pixel = _bool(kw.take("use_pixel_norm", False), "use_pixel_norm")
     instance = _bool(kw.take("use_instance_norm", True), "use_instance_norm")
     if pixel == instance:
@@ -218,25 +218,23 @@ def tf1_generator_config(G: TFNetwork, params: dict[str, np.ndarray]) -> tuple[A
 
 def tf1_discriminator_config(D: TFNetwork, params: dict[str, np.ndarray]) -> tuple[Any, list[str], bool | str]:
     """TF D_basic kwargs (+ its defaults) -> DiscriminatorConfig, notes, fused_scale."""
-    from ..models import DiscriminatorConfig
-
     notes: list[str] = []
     if D.build_func_name != "D_basic":
         raise OfficialFormatError(f"TF StyleGAN discriminator built by {D.build_func_name!r}, expected 'D_basic'")
-    kw = _Kwargs(_merged_kwargs(D), "TF D kwargs", notes)
-    c_dim = _int(kw.take("label_size", 0), "label_size")
+    kw = Kwargs(merged_kwargs(D), "TF D kwargs", notes)
+    c_dim = as_int(kw.take("label_size", 0), "label_size")
     if c_dim:
         raise OfficialFormatError("conditional TF StyleGAN discriminator (LabelSwitch: one output per class, "
                                   "selected by the label); our conditioning is a projection")
-    res = _int(kw.take("resolution", 32), "resolution", 4)  # D_basic's own defaults: 32 px, 1 channel
-    channels = _int(kw.take("num_channels", 1), "num_channels", 1)
+    res = as_int(kw.take("resolution", 32), "resolution", 4)  # D_basic's own defaults: 32 px, 1 channel
+    channels = as_int(kw.take("num_channels", 1), "num_channels", 1)
     kw.require("nonlinearity", "lrelu", "the discriminator activation")
     kw.require("use_wscale", True, "equalized learning rate")
     kw.require("fmap_decay", 1.0, "channel count rule")
-    fmap_base = _int(kw.take("fmap_base", 8192), "fmap_base", 1)
-    fmap_max = _int(kw.take("fmap_max", 512), "fmap_max", 1)
-    group = _int(kw.take("mbstd_group_size", 4), "mbstd_group_size")
-    features = _int(kw.take("mbstd_num_features", 1), "mbstd_num_features")
+    fmap_base = as_int(kw.take("fmap_base", 8192), "fmap_base", 1)
+    fmap_max = as_int(kw.take("fmap_max", 512), "fmap_max", 1)
+    group = as_int(kw.take("mbstd_group_size", 4), "mbstd_group_size")
+    features = as_int(kw.take("mbstd_num_features", 1), "mbstd_num_features")
     if group <= 1:  # D_basic skips the layer
         group, features = 4, 0
     fused = _fused_kwarg(kw.take("fused_scale", "auto"), "fused_scale")
@@ -258,18 +256,16 @@ def tf1_discriminator_config(D: TFNetwork, params: dict[str, np.ndarray]) -> tup
 
 # ----------------------------------------------------------------------------- name mapping
 
-Source = tuple[str, Callable[[np.ndarray], np.ndarray]]
-
 
 def _mapping_bias(a: np.ndarray) -> np.ndarray:
     """TF v1 lrelu(sqrt2 * a + lrmul * b) == ours sqrt2 * lrelu(a + lrmul * b / sqrt2)."""
-    _ndim(a, 1, "bias [C]")
+    check_ndim(a, 1, "bias [C]")
     return np.asarray(a, dtype=np.float64) / math.sqrt(2.0)
 
 
 def _style_bias(a: np.ndarray) -> np.ndarray:
     """StyleMod bias [2C]: TF adds 1 to the scale half at run time; ours stores it."""
-    _ndim(a, 1, "StyleMod bias [2C]")
+    check_ndim(a, 1, "StyleMod bias [2C]")
     if a.shape[0] % 2:
         raise OfficialFormatError(f"StyleMod bias has odd length {a.shape[0]}")
     out = np.asarray(a, dtype=np.float64).copy()
@@ -298,27 +294,27 @@ def tf1_generator_sources(cfg: Any, fused_scale: bool | str) -> Callable[[str], 
         if key == "synthesis.lod":
             return "lod", _scalar
         if key == "mapping.w_avg":
-            return "dlatent_avg", _same_array
+            return "dlatent_avg", tf_same
         m = re.fullmatch(r"mapping\.fc(\d+)\.(weight|bias)", key)
         if m:
             scope = f"mapping/Dense{m.group(1)}"
-            return (f"{scope}/weight", _dense) if m.group(2) == "weight" else (f"{scope}/bias", _mapping_bias)
+            return (f"{scope}/weight", tf_dense) if m.group(2) == "weight" else (f"{scope}/bias", _mapping_bias)
         if key == "synthesis.b4.const":
-            return "synthesis/4x4/Const/const", _first
+            return "synthesis/4x4/Const/const", tf_first
         if key == "synthesis.b4.dense.weight":
-            return "synthesis/4x4/Dense/weight", _dense
+            return "synthesis/4x4/Dense/weight", tf_dense
         m = re.fullmatch(r"synthesis\.b(\d+)\.torgb\.(weight|bias)", key)
         if m:
             scope = f"synthesis/ToRGB_lod{top - _log2(m.group(1))}"
-            return (f"{scope}/weight", _conv) if m.group(2) == "weight" else (f"{scope}/bias", _same_array)
+            return (f"{scope}/weight", tf_conv) if m.group(2) == "weight" else (f"{scope}/bias", tf_same)
         m = re.fullmatch(r"synthesis\.b(\d+)\.conv([01])\.weight", key)
         if m:
             r, j = int(m.group(1)), m.group(2)
             if r == 4:
-                return "synthesis/4x4/Conv/weight", _conv
+                return "synthesis/4x4/Conv/weight", tf_conv
             if j == "0":
-                return f"synthesis/{r}x{r}/Conv0_up/weight", _conv_flip if fused_scale_at(fused_scale, r) else _conv
-            return f"synthesis/{r}x{r}/Conv1/weight", _conv
+                return f"synthesis/{r}x{r}/Conv0_up/weight", tf_conv_flip if fused_scale_at(fused_scale, r) else tf_conv
+            return f"synthesis/{r}x{r}/Conv1/weight", tf_conv
         m = re.fullmatch(r"synthesis\.b(\d+)\.epilogue([01])\.(bias|noise\.strength|noise\.const|affine\.weight|"
                          r"affine\.bias)", key)
         if not m:
@@ -330,14 +326,14 @@ def tf1_generator_sources(cfg: Any, fused_scale: bool | str) -> Callable[[str], 
             scope = f"{r}x{r}/Conv0_up" if j == 0 else f"{r}x{r}/Conv1"
         scope = f"synthesis/{scope}"
         if var == "bias":
-            return f"{scope}/bias", _same_array
+            return f"{scope}/bias", tf_same
         if var == "noise.strength":
-            return f"{scope}/Noise/weight", _same_array
+            return f"{scope}/Noise/weight", tf_same
         if var == "affine.weight":
-            return f"{scope}/StyleMod/weight", _dense
+            return f"{scope}/StyleMod/weight", tf_dense
         if var == "affine.bias":
             return f"{scope}/StyleMod/bias", _style_bias
-        return f"synthesis/noise{2 * _log2(r) - 4 + j}", _noise
+        return f"synthesis/noise{2 * _log2(r) - 4 + j}", tf_noise
 
     return sources
 
@@ -358,15 +354,15 @@ def tf1_discriminator_sources(cfg: Any) -> Callable[[str], Source | str]:
         if not m:
             raise OfficialFormatError(f"no TF variable is known for our discriminator tensor {key!r}")
         r, layer, var = int(m.group(1)), m.group(2), m.group(3)
-        fn = _conv
+        fn = tf_conv
         if layer == "fromrgb":
             scope = f"FromRGB_lod{top - _log2(r)}"
         elif r == 4:
-            scope, fn = {"conv": ("4x4/Conv", _conv), "fc": ("4x4/Dense0", _dense),
-                         "out": ("4x4/Dense1", _dense)}[layer]
+            scope, fn = {"conv": ("4x4/Conv", tf_conv), "fc": ("4x4/Dense0", tf_dense),
+                         "out": ("4x4/Dense1", tf_dense)}[layer]
         else:
             scope = f"{r}x{r}/" + {"conv0": "Conv0", "conv1": "Conv1_down"}[layer]
-        return (f"{scope}/weight", fn) if var == "weight" else (f"{scope}/bias", _same_array)
+        return (f"{scope}/weight", fn) if var == "weight" else (f"{scope}/bias", tf_same)
 
     return sources
 
@@ -391,7 +387,7 @@ def tf1_network(path: Path, name: str, net: TFNetwork) -> OfficialNetwork:
     except OfficialFormatError as e:
         result.error = f"{what}: {e}"
         return result
-    except _MALFORMED as e:
+    except MALFORMED as e:
         result.error = f"{what}: malformed TF network record ({type(e).__name__}: {e})"
         return result
     result.state_fn = lambda module: tf_to_ours_state(params, module, sources, what, ignored)
