@@ -1,4 +1,4 @@
-"""The loader: stylegan.data.dataset.ImageDataset / open_dataset; and how stylegan.data imports.
+"""The loader: stylegan.data.dataset.ImageDataset / open_dataset.
 
 Datasets are written by hand here (not by our tool) in the stylegan2-ada-pytorch layout, so these
 tests also pin down that zips made by the official dataset_tool.py load in our loader.
@@ -6,7 +6,6 @@ tests also pin down that zips made by the official dataset_tool.py load in our l
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import pickle
@@ -19,7 +18,6 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-import stylegan.data
 from stylegan.data import DatasetError, ImageDataset, open_dataset
 from stylegan.data.dataset import subset_indices
 
@@ -213,85 +211,3 @@ def test_empty_and_missing(tmp_path: Path) -> None:
     (tmp_path / "x.txt").write_text("hi")
     with pytest.raises(DatasetError, match="not a folder or a zip"):
         ImageDataset(tmp_path / "x.txt")
-
-
-# ------------------------------------------------------------------------- package layout
-
-# What stylegan.data may import from the rest of the package: only lower layers.
-_BELOW_DATA = ("ops", "nn", "models", "io", "device", "distributed", "util")
-
-
-def _imported(node: ast.Import | ast.ImportFrom, modules: set[str]) -> list[str]:
-    """The absolute module names an import statement inside stylegan.data depends on.
-
-    ``from pkg import sub`` depends on the submodule ``pkg.sub`` when that is one of ``modules``
-    (the package itself is only loaded, not used), otherwise on ``pkg``.
-    """
-    if isinstance(node, ast.Import):
-        return [a.name for a in node.names]
-    base = node.module or ""
-    if node.level:  # relative: `from ..x import y` inside stylegan.data
-        parent = ["stylegan", "data"][: 3 - node.level]
-        base = ".".join(parent + ([node.module] if node.module else []))
-    subs = [f"{base}.{a.name}" for a in node.names]
-    return [n if n in modules else base for n in subs]
-
-
-def _data_import_graph() -> tuple[dict[str, set[str]], list[str], set[str]]:
-    """(data module -> data modules it imports at module level, function-level stylegan
-    imports, other stylegan packages imported)."""
-    root = Path(stylegan.data.__file__).parent
-    modules = {
-        "stylegan.data" if p.stem == "__init__" else f"stylegan.data.{p.stem}": p
-        for p in root.glob("*.py")
-    }
-    graph: dict[str, set[str]] = {m: set() for m in modules}
-    nested: list[str] = []
-    outside: set[str] = set()
-    for mod, path in modules.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        top = {id(n) for n in tree.body}
-        for node in ast.walk(tree):
-            if not isinstance(node, (ast.Import, ast.ImportFrom)):
-                continue
-            names = [n for n in _imported(node, set(modules)) if n.startswith("stylegan")]
-            if names and id(node) not in top:
-                nested.append(f"{path.name}:{node.lineno}: {names[0]}")
-            graph[mod] |= {n for n in names if n in modules and n != mod}
-            outside |= {n.split(".")[1] for n in names if not n.startswith("stylegan.data")}
-    return graph, nested, outside
-
-
-def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """One import circle as [a, b, ..., a], or None (depth-first search)."""
-    done: set[str] = set()
-
-    def visit(node: str, path: list[str]) -> list[str] | None:
-        if node in path:
-            return path[path.index(node) :] + [node]
-        if node in done:
-            return None
-        for nxt in sorted(graph[node]):
-            if cycle := visit(nxt, path + [node]):
-                return cycle
-        done.add(node)
-        return None
-
-    return next((c for start in sorted(graph) if (c := visit(start, []))), None)
-
-
-def test_find_cycle_finds_one() -> None:
-    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert _find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
-
-
-def test_data_imports_point_one_way() -> None:
-    graph, nested, outside = _data_import_graph()
-    assert nested == [], "function-level imports inside stylegan.data (dodging a circle?)"
-    assert _find_cycle(graph) is None, f"import circle: {' -> '.join(_find_cycle(graph) or [])}"
-    assert outside <= set(_BELOW_DATA), f"stylegan.data imports upwards: {outside}"
-    assert graph["stylegan.data.format"] == set()  # the format is the bottom layer
-    assert "stylegan.data.builtin" not in graph["stylegan.data.tool"]
-    # Only resolve and what builds on it know about builtin: specs.
-    users = {m for m, deps in graph.items() if "stylegan.data.builtin" in deps}
-    assert users == {"stylegan.data.resolve"}

@@ -9,6 +9,16 @@ from .ada import AdaConfig
 
 
 @dataclass(frozen=True)
+class DataShape:
+    """What a preset needs to know about the data and the machine."""
+
+    resolution: int
+    channels: int = 3
+    c_dim: int = 0
+    gpus: int = 1
+
+
+@dataclass(frozen=True)
 class OptimizerConfig:
     """Adam (StyleGAN2: beta1 0, beta2 0.99, eps 1e-8); lazy regularization rescales lr and betas."""
 

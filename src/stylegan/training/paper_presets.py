@@ -22,13 +22,10 @@ Channels: TF's fmap_base 8192 is channel_base 16384 here (TF counts per stage; s
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional
 
 from ..models.config import Architecture, DiscriminatorConfig, GeneratorConfig, MappingConfig, StyleGAN1Options
-from .config import LossConfig, OptimizerConfig, ProgressiveConfig, TrainingConfig
-
-if TYPE_CHECKING:  # no runtime import: training.presets imports this module at its end
-    from .presets import DataShape
+from .config import DataShape, LossConfig, OptimizerConfig, ProgressiveConfig, TrainingConfig
 
 ARCHITECTURES = ("orig", "skip", "resnet")
 _RESOLUTIONS = tuple(2 ** i for i in range(2, 11))  # 4 .. 1024
@@ -63,7 +60,7 @@ def _gpu_key(gpus: int) -> int:
     return max(k for k in (1, 2, 4, 8) if k <= max(gpus, 1))
 
 
-def _progressive(shape: "DataShape", *, start: int, batch: tuple[tuple[int, int], ...],
+def _progressive(shape: DataShape, *, start: int, batch: tuple[tuple[int, int], ...],
                  lr: tuple[tuple[int, float], ...]) -> ProgressiveConfig:
     return ProgressiveConfig(start_resolution=min(start, shape.resolution), lod_training_kimg=600.0,
                              lod_transition_kimg=600.0, batch_by_resolution=batch, lr_by_resolution=lr,
@@ -83,7 +80,7 @@ _V1_CONFIGS = {
 }
 
 
-def sg1_config(shape: "DataShape", config: str = "F", *, mixing: Optional[float] = None,
+def sg1_config(shape: DataShape, config: str = "F", *, mixing: Optional[float] = None,
                map_layers: Optional[int] = None, name: str = "") -> TrainingConfig:
     """StyleGAN v1 Table 1 config A..F (optionally with another mixing probability / mapping depth)."""
     if config not in _V1_CONFIGS:
@@ -126,7 +123,7 @@ def sg1_config(shape: "DataShape", config: str = "F", *, mixing: Optional[float]
 
 # ----------------------------------------------------------------------------------- StyleGAN2
 
-def sg2_config(shape: "DataShape", config: str = "F", *, name: str = "") -> TrainingConfig:
+def sg2_config(shape: DataShape, config: str = "F", *, name: str = "") -> TrainingConfig:
     """StyleGAN2 Table 1 config A..F (StyleGAN2 `run_training.py --config=config-X`)."""
     if config not in "ABCDEF" or len(config) != 1:
         raise ValueError(f"StyleGAN2 config must be one of A..F, got {config!r}")
@@ -181,20 +178,20 @@ def with_architectures(cfg: TrainingConfig, g_arch: Optional[str] = None,
 
 # ----------------------------------------------------------------------------------- registry
 
-def _sg1(config: str, **kw) -> Callable[["DataShape"], TrainingConfig]:
+def _sg1(config: str, **kw) -> Callable[[DataShape], TrainingConfig]:
     return lambda shape: sg1_config(shape, config, **kw)
 
 
-def _sg2(config: str) -> Callable[["DataShape"], TrainingConfig]:
+def _sg2(config: str) -> Callable[[DataShape], TrainingConfig]:
     return lambda shape: sg2_config(shape, config)
 
 
-def _grid(g: Architecture, d: Architecture) -> Callable[["DataShape"], TrainingConfig]:
+def _grid(g: Architecture, d: Architecture) -> Callable[[DataShape], TrainingConfig]:
     name = f"sg2-E-{g}-{d}"
     return lambda shape: with_architectures(sg2_config(shape, "E", name=name), g, d)
 
 
-PAPER_PRESETS: dict[str, Callable[["DataShape"], TrainingConfig]] = {}
+PAPER_PRESETS: dict[str, Callable[[DataShape], TrainingConfig]] = {}
 for _c in "ABCDEF":
     PAPER_PRESETS[f"sg1-{_c}"] = _sg1(_c)
 for _pct in (0, 50, 90, 100):

@@ -14,22 +14,11 @@ Official values (stylegan2-ada-pytorch `train.py --cfg`):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 from ..models.config import DiscriminatorConfig, GeneratorConfig, MappingConfig
-from .config import LossConfig, OptimizerConfig, TrainingConfig
-
-
-@dataclass(frozen=True)
-class DataShape:
-    """What a preset needs to know about the data and the machine."""
-
-    resolution: int
-    channels: int = 3
-    c_dim: int = 0
-    gpus: int = 1
-
+from .config import DataShape, LossConfig, OptimizerConfig, TrainingConfig
+from .paper_presets import PAPER_PRESETS, sg1_config
 
 Preset = Callable[[DataShape], TrainingConfig]
 
@@ -91,8 +80,6 @@ def resolve_preset(name: str, shape: DataShape) -> TrainingConfig:
 
 
 # The papers' configurations (v1 Table 1, v2 Tables 1-2) sit beside the official presets.
-from .paper_presets import PAPER_PRESETS  # noqa: E402
-
 PRESETS.update(PAPER_PRESETS)
 
 
@@ -127,8 +114,6 @@ def _cpu_sg1(shape: DataShape, *, name: str = "cpu-sg1", channel_base: int = 102
     """StyleGAN v1 config F (AdaIN, const input, noise, mixing 0.9; logistic + R1 every step),
     small, growing from 8x8 with `phase_kimg` of training + `phase_kimg` of fade-in per resolution."""
     from dataclasses import replace
-
-    from .paper_presets import sg1_config
 
     cfg = sg1_config(shape, "F", name=name)
     G = cfg.G.replace(z_dim=z_dim, w_dim=z_dim, channel_base=channel_base, channel_max=channel_max,
