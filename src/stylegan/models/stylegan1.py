@@ -48,6 +48,7 @@ from torch import nn
 from ..nn import Conv2d, FullyConnected, MinibatchStd, ModulatedConv2d, NoiseInput, NoiseMode, ToRGB
 from ..ops import adain, bias_act, filter2d, instance_norm, normalize_2nd_moment, setup_filter
 from .config import DiscriminatorConfig, GeneratorConfig, StyleGAN1Options
+from .lod import downsample_box, lod_for, log2_resolution, max_lod, split_lod, upsample_nearest
 from .mapping import MappingNetwork
 from .stylegan2 import epilogue_logits
 
@@ -57,59 +58,7 @@ __all__ = ["SynthesisNetwork", "Discriminator", "split_lod", "lod_for", "set_lod
            "upsample_nearest", "downsample_box", "V1Conv", "V1Dense", "StyleEpilogue"]
 
 
-# ----------------------------------------------------------------------------------- lod helpers
-
-def _log2(resolution: int) -> int:
-    if resolution < 1 or resolution & (resolution - 1):
-        raise ValueError(f"resolution must be a power of two, got {resolution}")
-    return resolution.bit_length() - 1
-
-
-def max_lod(final_resolution: int) -> int:
-    """The coarsest level of detail: 4x4 (lod = log2(R) - 2)."""
-    return _log2(final_resolution) - 2
-
-
-def split_lod(lod: float, final_resolution: int) -> tuple[int, float]:
-    """lod -> (resolution of the newest block, its fade-in weight alpha in (0, 1])."""
-    lod = float(lod)
-    top = max_lod(final_resolution)
-    if not (0.0 <= lod <= top) or math.isnan(lod):
-        raise ValueError(f"lod must be in [0, {top}] for resolution {final_resolution} "
-                         f"(0 = full resolution, {top} = 4x4), got {lod}")
-    level = math.floor(lod)
-    return final_resolution >> level, 1.0 - (lod - level)
-
-
-def lod_for(resolution: int, alpha: float, final_resolution: int) -> float:
-    """Inverse of `split_lod`: the lod at which `resolution` is faded in with weight `alpha`."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    lod = _log2(final_resolution) - _log2(resolution) + (1.0 - alpha)
-    if not 0.0 <= lod <= max_lod(final_resolution):
-        raise ValueError(f"resolution {resolution} with alpha {alpha} is outside 4..{final_resolution}")
-    return lod
-
-
-def upsample_nearest(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """[N, C, H, W] -> [N, C, H*f, W*f] by pixel replication (TF `upscale2d`)."""
-    if factor == 1:
-        return x
-    return F.interpolate(x, scale_factor=factor, mode="nearest")
-
-
-def downsample_box(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """[N, C, H, W] -> [N, C, H/f, W/f] by f x f averaging (TF `downscale2d`), f a power of two.
-
-    Done as repeated 2x2 averages, so downsampling by 2f equals downsampling by f, then by 2, bit
-    for bit (the fade-in at alpha = 0 is then exactly the lower-resolution network).
-    """
-    _log2(factor)
-    while factor > 1:
-        x = F.avg_pool2d(x, 2)
-        factor //= 2
-    return x
-
+# ----------------------------------------------------------------------------------- lod buffers
 
 def _is_progressive(m: nn.Module) -> bool:
     return isinstance(m, (SynthesisNetwork, Discriminator))
@@ -350,7 +299,7 @@ class SynthesisNetwork(nn.Module):
             raise ValueError("GeneratorConfig.v1 options apply to version 1 only")
         self.cfg = cfg
         self.w_dim, self.img_resolution, self.img_channels = cfg.w_dim, cfg.img_resolution, cfg.img_channels
-        self.block_resolutions = [2 ** i for i in range(2, _log2(cfg.img_resolution) + 1)]
+        self.block_resolutions = [2 ** i for i in range(2, log2_resolution(cfg.img_resolution) + 1)]
         opts = cfg.v1 or StyleGAN1Options()
         self.num_ws = 0
         for res in self.block_resolutions:
@@ -472,7 +421,7 @@ class Discriminator(nn.Module):
         _check_cfg(cfg, "progressive discriminator")
         self.cfg = cfg
         self.c_dim, self.img_resolution, self.img_channels = cfg.c_dim, cfg.img_resolution, cfg.img_channels
-        self.block_resolutions = [2 ** i for i in range(_log2(cfg.img_resolution), 2, -1)]
+        self.block_resolutions = [2 ** i for i in range(log2_resolution(cfg.img_resolution), 2, -1)]
         cmap_dim = 0 if cfg.c_dim == 0 else (cfg.cmap_dim or cfg.channels(4))
         for res in self.block_resolutions:
             setattr(self, f"b{res}", DiscriminatorBlock(cfg.channels(res), cfg.channels(res // 2), cfg))

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.stylegan1 import downsample_box, max_lod, set_lod, split_lod, upsample_nearest
+from ..models.lod import downsample_box, log2_resolution, max_lod, split_lod, upsample_nearest
+from ..models.stylegan1 import set_lod
 from .config import ProgressiveConfig
 
 __all__ = ["Phase", "schedule", "needs_reset", "fade_reals", "active_num_ws", "reset_points",
@@ -54,14 +55,8 @@ class Phase:
         return self.alpha < 1.0
 
 
-def _log2(x: int) -> int:
-    if x < 1 or x & (x - 1):
-        raise ValueError(f"expected a power of two, got {x}")
-    return x.bit_length() - 1
-
-
 def _start_resolution(cfg: ProgressiveConfig, final_resolution: int) -> int:
-    _log2(cfg.start_resolution)
+    log2_resolution(cfg.start_resolution)
     if cfg.start_resolution < 4:
         raise ValueError(f"start_resolution must be >= 4, got {cfg.start_resolution}")
     return min(cfg.start_resolution, final_resolution)
@@ -94,7 +89,7 @@ def schedule(kimg: float, cfg: ProgressiveConfig, final_resolution: int, num_gpu
         raise ValueError("lod_training_kimg and lod_transition_kimg must be >= 0")
     if num_gpus < 1:
         raise ValueError(f"num_gpus must be >= 1, got {num_gpus}")
-    levels = _log2(final_resolution) - _log2(_start_resolution(cfg, final_resolution))
+    levels = log2_resolution(final_resolution) - log2_resolution(_start_resolution(cfg, final_resolution))
     train, fade = float(cfg.lod_training_kimg), float(cfg.lod_transition_kimg)
     phase_dur = train + fade
     phase_idx = int(math.floor(kimg / phase_dur)) if phase_dur > 0 else levels
@@ -125,7 +120,7 @@ def needs_reset(prev_index: int | None, cur: Phase, cfg: ProgressiveConfig) -> b
 
 def reset_points(cfg: ProgressiveConfig, final_resolution: int) -> list[float]:
     """kimg values at which phase_index changes (fade-in starts and ends), in order."""
-    levels = _log2(final_resolution) - _log2(_start_resolution(cfg, final_resolution))
+    levels = log2_resolution(final_resolution) - log2_resolution(_start_resolution(cfg, final_resolution))
     train, fade = float(cfg.lod_training_kimg), float(cfg.lod_transition_kimg)
     points: list[float] = []
     for i in range(levels):
@@ -138,14 +133,14 @@ def reset_points(cfg: ProgressiveConfig, final_resolution: int) -> list[float]:
 
 def growth_kimg(cfg: ProgressiveConfig, final_resolution: int) -> float:
     """kimg after which the final resolution is fully faded in (lod reaches 0)."""
-    levels = _log2(final_resolution) - _log2(_start_resolution(cfg, final_resolution))
+    levels = log2_resolution(final_resolution) - log2_resolution(_start_resolution(cfg, final_resolution))
     return levels * (cfg.lod_training_kimg + cfg.lod_transition_kimg)
 
 
 def active_num_ws(resolution: int) -> int:
     """Style inputs used at `resolution` (2 log2(res) - 2); style mixing draws its crossover in
     [1, active_num_ws) like the TF v1 code (`cur_layers = num_layers - 2 * lod`)."""
-    return 2 * _log2(resolution) - 2
+    return 2 * log2_resolution(resolution) - 2
 
 
 def fade_reals(img: torch.Tensor, lod: float) -> torch.Tensor:
