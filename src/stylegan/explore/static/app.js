@@ -50,24 +50,28 @@ async function errorText(r) {
   try { return (await r.json()).error || `HTTP ${r.status}`; } catch { return `HTTP ${r.status}`; }
 }
 
-// Fetch one panel's image; show it only if no newer answer for the panel was shown already.
+// Fetch one panel's image. A new request aborts the panel's previous one (so the browser never
+// queues stale requests behind its connection limit) and an answer older than the one shown is
+// never shown; the server in turn skips queued renders that a newer request superseded.
 async function load(slot, route, img, extra = {}) {
-  const s = (slots[slot] ||= { sent: 0, shown: 0, url: null });
+  const s = (slots[slot] ||= { sent: 0, shown: 0, url: null, ctrl: null });
   const seq = ++s.sent;
+  if (s.ctrl) s.ctrl.abort();
+  const ctrl = (s.ctrl = new AbortController());
   const t0 = performance.now();
-  let r;
+  let r, blob;
   try {
-    r = await fetch(`api/${route}?${query({ ...extra, client: CLIENT })}`);
+    r = await fetch(`api/${route}?${query({ ...extra, client: CLIENT })}`, { signal: ctrl.signal });
+    if (r.status === 204) return false;              // superseded: the server dropped it
+    if (!r.ok) {
+      if (seq > s.shown) showMessage(await errorText(r));
+      return false;
+    }
+    blob = await r.blob();
   } catch (e) {
-    showMessage(`server unreachable (${e.message})`);
+    if (e.name !== "AbortError") showMessage(`server unreachable (${e.message})`);
     return false;
   }
-  if (r.status === 204) return false;                // superseded: the server dropped it
-  if (!r.ok) {
-    if (seq > s.shown) showMessage(await errorText(r));
-    return false;
-  }
-  const blob = await r.blob();
   if (seq <= s.shown) return false;                  // an older answer after a newer one
   s.shown = seq;
   if (s.url) URL.revokeObjectURL(s.url);
@@ -83,7 +87,15 @@ async function load(slot, route, img, extra = {}) {
   return true;
 }
 
+// Changes made in one task (a script, a burst of events) become one request per panel.
+let refreshQueued = false;
 function refresh() {
+  if (refreshQueued) return;
+  refreshQueued = true;
+  queueMicrotask(() => { refreshQueued = false; refreshNow(); });
+}
+
+function refreshNow() {
   saveUrl();
   describe();
   if (!playing) load("main", "image", $("img-main"));
