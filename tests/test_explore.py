@@ -312,7 +312,7 @@ def test_projection_shows_progress_and_its_result_is_explorable(client, G):
     start_err = np.abs(image(client, psi=0).astype(float) - target).mean()
     assert np.abs(result.astype(float) - target).mean() < start_err / 2
     assert np.array_equal(preview[:, R:], result)  # the last preview is the result
-    assert client.get("/api/project/p999").status_code == 404
+    assert client.get("/api/project/j999").status_code == 404
 
 
 def test_projection_cancel(client):

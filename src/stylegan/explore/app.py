@@ -13,7 +13,7 @@ Routes (all state travels in the query string, see `params.View`; errors are JSO
     POST /api/project               upload an image, start a projection -> {"job": id}
     GET  /api/project/ID            progress; /preview: target | current; POST /cancel
     GET  /api/stats                 renders done and stale requests dropped
-Image routes called with `client=<id>` drop stale requests per (client, route), see `queue`.
+Image routes called with `client=<id>` drop stale requests per (client, route), see `render_queue`.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from ..synth.projector import Distance, resolve_distance
 from .network import NetworkSource, network_info, network_source
 from .params import MAX_SEED, ParamError, View, parse_view
 from .projection import ProjectionJob, ProjectionRequest
-from .queue import DROPPED, RenderQueue
+from .render_queue import DROPPED, RenderQueue
 from .render import (decode_upload, decode_w, encode, encode_w, render_animation, render_image,
                      render_mixing, render_variation, view_ws)
 
@@ -84,9 +84,12 @@ class Explorer:
         self._distance = distance
         self._distance_lock = threading.Lock()
 
-    # --- latents stored by id (the browser never sends a path, only these ids)
+    def new_id(self, prefix: str) -> str:
+        """'u7', 'p8': ids the server gives out (the browser never sends a path, only these)."""
+        return f"{prefix}{next(self._ids)}"
+
     def store_w(self, ws: torch.Tensor, prefix: str) -> str:
-        wid = f"{prefix}{next(self._ids)}"
+        wid = self.new_id(prefix)
         self.stored[wid] = ws.detach().cpu()
         while len(self.stored) > self.config.max_stored_w:
             self.stored.popitem(last=False)
@@ -225,7 +228,7 @@ def _routes(ex: Explorer) -> list:
             job.cancel()
         G = await ex.queue.run(lambda: copy.deepcopy(ex.G))  # a private copy, taken between renders
         distance = await ex.queue.run(ex.distance)
-        job_id = f"p{next(ex._ids)}"
+        job_id = ex.new_id("j")
         ex.jobs = {job_id: ProjectionJob(job_id, G, target, req, distance).start()}
         return JSONResponse({"job": job_id})
 
@@ -238,6 +241,7 @@ def _routes(ex: Explorer) -> list:
     async def projection_status(request: Request) -> Response:
         job = job_of(request)
         status = job.status()
+        # The result joins the stored latents here, on the event loop, never from the job's thread.
         if status["state"] in ("done", "cancelled") and job.result is not None:
             if job.w_id is None:
                 job.w_id = ex.store_w(job.result, "p")
