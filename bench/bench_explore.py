@@ -11,8 +11,9 @@ repetition, in this order and with the same seed:
 - server: the app's own render time for the same image (X-Render-Ms: mapping, synthesis, uint8,
           PNG/JPEG encoding), read from the response;
 - round trip: GET /api/image?seed=... over a kept-alive HTTP connection, until the last byte.
-Overhead = (round trip - bare) / bare: everything the explorer adds to what a script would pay.
-Repetitions interleave the three, so load from other processes hits them alike; medians and
+Overhead = round trip / bare - 1 per repetition (paired, so a load spike from other processes hits
+both sides): everything the explorer adds to what a script would pay. HTTP = round trip - server
+render: the transport alone. Repetitions alternate which of bare and served runs first; medians and
 [min-max] over --iters repetitions after --warmup untimed ones.
 """
 from __future__ import annotations
@@ -54,22 +55,29 @@ def measure(name: str, args, device: torch.device) -> dict:
     app = create_app(G, device)
     times = {"bare": [], "server": [], "round trip": []}
     with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=600) as client:
-        for rep in range(args.warmup + args.iters):
-            seed = rep
+        def bare(seed: int) -> float:
             t0 = time.perf_counter()
             with torch.no_grad():
-                img = G(z_from_seeds([seed], G.z_dim, device), noise_mode="const")
-                img.cpu()
-            bare = time.perf_counter() - t0
+                G(z_from_seeds([seed], G.z_dim, device), noise_mode="const").cpu()
+            return (time.perf_counter() - t0) * 1e3
+
+        def served(seed: int) -> tuple[float, float]:
             t0 = time.perf_counter()
             r = client.get("api/image", params={"seed": seed, "fmt": args.fmt})
             r.read()
-            trip = time.perf_counter() - t0
+            trip = (time.perf_counter() - t0) * 1e3
             r.raise_for_status()
+            return trip, float(r.headers["X-Render-Ms"])
+
+        for rep in range(args.warmup + args.iters):
+            if rep % 2 == 0:  # alternate the order so neither always runs first after a pause
+                b, (trip, server) = bare(rep), served(rep)
+            else:
+                (trip, server), b = served(rep), bare(rep)
             if rep >= args.warmup:
-                times["bare"].append(bare * 1e3)
-                times["round trip"].append(trip * 1e3)
-                times["server"].append(float(r.headers["X-Render-Ms"]))
+                times["bare"].append(b)
+                times["server"].append(server)
+                times["round trip"].append(trip)
     app.state.explorer.shutdown()
     return {"config": name, "resolution": G.img_resolution, "params": sum(p.numel() for p in G.parameters()),
             "times": times}
@@ -103,13 +111,16 @@ def main(argv=None) -> int:
           f"{torch.get_num_threads()} threads; allocator: {alloc}")
     print(f"- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; load average at start "
           f"{load_start}, at end {load()}\n")
-    print("| config | resolution | G params | bare G(z) | server render | round trip | overhead |")
-    print("|---|---|---|---|---|---|---|")
+    print("| config | resolution | G params | bare G(z) | server render | round trip | HTTP (trip - render) "
+          "| overhead (trip / bare - 1) |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         t = row["times"]
-        overhead = (statistics.median(t["round trip"]) - statistics.median(t["bare"])) / statistics.median(t["bare"])
+        http = [a - b for a, b in zip(t["round trip"], t["server"])]
+        overhead = [(a - b) / b * 100 for a, b in zip(t["round trip"], t["bare"])]  # paired per repetition
         print(f"| {row['config']} | {row['resolution']} px | {row['params'] / 1e6:.2f} M | {cell(t['bare'])} | "
-              f"{cell(t['server'])} | {cell(t['round trip'])} | {overhead * 100:+.0f}% |")
+              f"{cell(t['server'])} | {cell(t['round trip'])} | {cell(http)} | "
+              f"{statistics.median(overhead):+.0f}% [{min(overhead):+.0f}..{max(overhead):+.0f}] |")
     return 0
 
 

@@ -33,21 +33,23 @@ R = 16
 SMALL = ExploreConfig(w_avg_samples=500, preview_every=2, max_upload_bytes=200_000, max_upload_pixels=4_000_000)
 
 
-def tiny(version: int = 2, c_dim: int = 0, seed: int = 0) -> Generator:
-    """A 16 px network whose noise inputs matter (strength 0.2; trained networks learn theirs)."""
+def tiny(version: int = 2, c_dim: int = 0, seed: int = 0, resolution: int = R, z_dim: int = 16,
+         channel_base: int = 256) -> Generator:
+    """A small network whose noise inputs matter (strength 0.2) and whose w_avg is not zero (a
+    trained network's is not: psi = 0 must use it)."""
     torch.manual_seed(seed)
     if version == 1:
-        cfg = GeneratorConfig(z_dim=16, w_dim=16, c_dim=c_dim, img_resolution=R, version=1, architecture="orig",
-                              channel_base=128, channel_max=8, growing=True, resample_filter=(1, 2, 1),
-                              mapping=MappingConfig(num_layers=2), v1=StyleGAN1Options())
+        cfg = GeneratorConfig(z_dim=z_dim, w_dim=z_dim, c_dim=c_dim, img_resolution=resolution, version=1,
+                              architecture="orig", channel_base=channel_base // 2, channel_max=8, growing=True,
+                              resample_filter=(1, 2, 1), mapping=MappingConfig(num_layers=2), v1=StyleGAN1Options())
     else:
-        cfg = GeneratorConfig(z_dim=16, w_dim=16, c_dim=c_dim, img_resolution=R, channel_base=256,
-                              channel_max=32, mapping=MappingConfig(num_layers=2))
+        cfg = GeneratorConfig(z_dim=z_dim, w_dim=z_dim, c_dim=c_dim, img_resolution=resolution,
+                              channel_base=channel_base, channel_max=32, mapping=MappingConfig(num_layers=2))
     G = Generator(cfg)
     with torch.no_grad():
         for m in G.noise_inputs().values():
             m.strength.fill_(0.2)
-        G.mapping.w_avg.normal_()  # a trained network's w_avg is not zero: psi = 0 must use it
+        G.mapping.w_avg.normal_()
     return G.eval().requires_grad_(False)
 
 

@@ -19,15 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from stylegan import Generator, GeneratorConfig, MappingConfig
 from stylegan.explore import ExploreConfig, create_app
 from stylegan.explore.server import serve_in_thread
-from stylegan.io.images import to_uint8
 from stylegan.synth.projector import PixelMSE
-from stylegan.synth.sample import z_from_seeds
+from test_explore import reference, tiny  # the API tests' networks and the library's images
 
 R = 64
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,14 +53,7 @@ def _browser_or_skip() -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def G():
-    torch.manual_seed(3)
-    G = Generator(GeneratorConfig(z_dim=32, w_dim=32, img_resolution=R, channel_base=1024, channel_max=32,
-                                  mapping=MappingConfig(num_layers=2)))
-    with torch.no_grad():
-        for m in G.noise_inputs().values():
-            m.strength.fill_(0.15)
-        G.mapping.w_avg.normal_()
-    return G.eval().requires_grad_(False)
+    return tiny(seed=3, resolution=R, z_dim=32, channel_base=1024)
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +84,6 @@ def browser(tmp_path_factory):
     driver.downloads = downloads
     yield driver
     driver.quit()
-
-
-def reference(G, seed: int, psi: float = 1.0) -> np.ndarray:
-    with torch.no_grad():
-        return to_uint8(G(z_from_seeds([seed], G.z_dim), psi=psi, noise_mode="const"))[0].numpy()
 
 
 def wait_for(fn, timeout: float = 30.0, what: str = "condition"):
