@@ -230,6 +230,7 @@ def test_explorer_in_a_real_browser(G, server, browser, tmp_path):
     assert np.array_equal(mix[:, :R], reference(G, 11, psi=0.8))
     shown(driver, "img-variation", seed=11, psi="0.8")
     shown(driver, seed=11, psi="0.8")
+    driver.execute_script("document.activeElement.blur()")  # no focus ring in the picture
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1440, height + 140)  # the whole page, no scrolling
     time.sleep(0.3)
