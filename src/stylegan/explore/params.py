@@ -54,30 +54,27 @@ def _one(query: Mapping[str, str], key: str) -> str | None:
     return None if v is None or v.strip() == "" else v.strip()
 
 
-def _int(query, key: str, default: int | None, lo: int, hi: int) -> int | None:
+def _number(query, key: str, default, lo, hi, cast: type):
+    """query[key] as `cast` (int or float) in [lo, hi]; `default` when absent or empty."""
     raw = _one(query, key)
     if raw is None:
         return default
     try:
-        v = int(raw)
+        v = cast(raw)
     except ValueError:
-        raise ParamError(f"{key} must be an integer, got {raw!r}") from None
-    if not lo <= v <= hi:
-        raise ParamError(f"{key}={v} is out of range {lo}..{hi}")
+        raise ParamError(f"{key} must be {'an integer' if cast is int else 'a number'}, got {raw!r}") from None
+    if not math.isfinite(v) or not lo <= v <= hi:
+        bounds = f"{lo}..{hi}" if cast is int else f"{lo:g}..{hi:g}"
+        raise ParamError(f"{key}={raw} is out of range {bounds}")
     return v
+
+
+def _int(query, key: str, default: int | None, lo: int, hi: int) -> int | None:
+    return _number(query, key, default, lo, hi, int)
 
 
 def _float(query, key: str, default: float, lo: float, hi: float) -> float:
-    raw = _one(query, key)
-    if raw is None:
-        return default
-    try:
-        v = float(raw)
-    except ValueError:
-        raise ParamError(f"{key} must be a number, got {raw!r}") from None
-    if not math.isfinite(v) or not lo <= v <= hi:
-        raise ParamError(f"{key}={raw} is out of range {lo:g}..{hi:g}")
-    return v
+    return _number(query, key, default, lo, hi, float)
 
 
 def _choice(query, key: str, default: str, choices: tuple[str, ...]) -> str:
