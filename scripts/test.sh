@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup-browser.sh  # headless Chromium for the explorer test (Debian packages)
 set +e
 .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
 rc=$?

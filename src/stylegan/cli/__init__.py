@@ -22,6 +22,7 @@ _COMMANDS = {
     "convert": "Convert an official NVIDIA pickle into our safetensors checkpoint.",
     "info": "Print a checkpoint's config and parameter counts.",
     "export": "Export a generator to ONNX (truncation and noise fixed at export time).",
+    "explore": "Local web explorer: seeds, truncation, mixing, noise, loops, projection.",
 }
 
 

@@ -70,6 +70,11 @@ def load_image(path: str | os.PathLike, resolution: int | None = None, channels:
         img.load()
     except Exception as e:
         raise ValueError(f"cannot read image {path}: {e}") from None
+    return pil_to_tensor(img, resolution, channels)
+
+
+def pil_to_tensor(img: Image.Image, resolution: int | None = None, channels: int = 3) -> torch.Tensor:
+    """A decoded PIL image -> [1, C, R, R] float in [-1, 1] (center-cropped to square, resized)."""
     img = img.convert("L" if channels == 1 else "RGB")
     w, h = img.size
     s = min(w, h)

@@ -34,6 +34,7 @@ from ..io.images import load_image, save_image, to_uint8
 from .sample import class_labels
 
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+StepCallback = Callable[[int, torch.Tensor, float], "bool | None"]  # (step, ws [1, L, C], dist)
 
 
 class PixelMSE(torch.nn.Module):
@@ -146,12 +147,15 @@ def project(G, target: torch.Tensor, *, num_steps: int = 1000, w_plus: bool = Fa
             class_idx: int | None = None, w_avg_samples: int = 10000, initial_learning_rate: float = 0.1,
             initial_noise_factor: float = 0.05, noise_ramp_length: float = 0.75,
             lr_rampdown_length: float = 0.25, lr_rampup_length: float = 0.05,
-            regularize_noise_weight: float = 1e5, optimize_noise: bool = True
-            ) -> tuple[torch.Tensor, ProjectionHistory]:
+            regularize_noise_weight: float = 1e5, optimize_noise: bool = True,
+            step_callback: StepCallback | None = None) -> tuple[torch.Tensor, ProjectionHistory]:
     """Optimise w (one per layer with `w_plus`) so that G.synthesis(ws) matches `target`.
 
     target: [1, C, R, R] float in [-1, 1] (R, C of the network). Returns (ws per step
     [num_steps, num_ws, w_dim] float32 on the CPU, the last row is the result; history).
+    `step_callback(step, ws [1, num_ws, w_dim], dist)` is called after every step, so a caller (the
+    explorer) can show progress live; when it returns False the optimisation stops there and the
+    result holds only the steps done (cancellation without a thread kill).
     """
     if num_steps < 1:
         raise ValueError("num_steps must be >= 1")
@@ -221,6 +225,9 @@ def project(G, target: torch.Tensor, *, num_steps: int = 1000, w_plus: bool = Fa
         hist.loss.append(float(loss.detach()))
         if verbose:
             bar.set_postfix(dist=f"{hist.dist[-1]:.4g}", loss=f"{hist.loss[-1]:.4g}")
+        if step_callback is not None and step_callback(step, w_out[step:step + 1], hist.dist[-1]) is False:
+            w_out = w_out[:step + 1]
+            break
     bar.close()
     hist.noise = {n: b.detach().cpu().clone() for n, b in noise_bufs.items()}
     return w_out, hist

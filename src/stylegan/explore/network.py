@@ -1,0 +1,81 @@
+"""Which network the explorer shows: a checkpoint file, or a run directory and its snapshots.
+
+A run directory (`runs/00003-<desc>/`) holds `snapshot-<number>.safetensors` files; whatever the
+number counts (kimg, images, ticks) a larger number is a later snapshot, so they are listed
+generically and sorted by it. The browser only ever names a snapshot from this list, never a path.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+_SNAPSHOT = re.compile(r"snapshot-(\d+)\.safetensors")
+
+
+@dataclass(frozen=True)
+class NetworkSource:
+    """Where networks come from: one file (`snapshots` empty) or a run directory."""
+
+    path: Path                      # the file, or the run directory
+    snapshots: tuple[Path, ...]     # run directory: its snapshots, oldest first
+
+    @property
+    def is_run(self) -> bool:
+        return self.path.is_dir()
+
+    def snapshot(self, name: str) -> Path:
+        """The run's snapshot called `name` (a file name from `snapshots`); anything else is an error."""
+        for p in self.snapshots:
+            if p.name == name:
+                return p
+        raise ValueError(f"unknown snapshot {name!r}; this run has {[p.name for p in self.snapshots]}")
+
+
+def list_snapshots(run_dir: str | os.PathLike) -> tuple[Path, ...]:
+    """`snapshot-*.safetensors` in `run_dir`, sorted by the number in the name (oldest first)."""
+    found = [(int(m.group(1)), p) for p in Path(run_dir).iterdir()
+             if p.is_file() and (m := _SNAPSHOT.fullmatch(p.name))]
+    return tuple(p for _, p in sorted(found))
+
+
+def network_source(path: str | os.PathLike) -> NetworkSource:
+    """A checkpoint / official pickle, or a run directory (which must hold at least one snapshot)."""
+    path = Path(path)
+    if path.is_dir():
+        snaps = list_snapshots(path)
+        if not snaps:
+            raise ValueError(f"{path} is a directory without snapshot-*.safetensors files")
+        return NetworkSource(path, snaps)
+    if not path.is_file():
+        raise ValueError(f"no such network file or run directory: {path}")
+    return NetworkSource(path, ())
+
+
+def network_info(G: torch.nn.Module, source_name: str) -> dict:
+    """What the network panel shows: kind, resolution, dims, number of ws, parameters, source file."""
+    cfg = getattr(G, "cfg", None)
+    version = getattr(cfg, "version", None)
+    growing = bool(getattr(cfg, "growing", False))
+    kind = {1: "StyleGAN (v1)", 2: "StyleGAN2 (v2)"}.get(version, "unknown")
+    if growing:
+        kind += ", progressive"
+    return {
+        "kind": kind,
+        "version": version,
+        "resolution": G.img_resolution,
+        "channels": G.img_channels,
+        "z_dim": G.z_dim,
+        "w_dim": G.w_dim,
+        "c_dim": G.c_dim,
+        "num_ws": G.num_ws,
+        "params": sum(p.numel() for p in G.parameters()),
+        "noise_inputs": len(G.noise_inputs()),
+        "source": source_name,
+    }
+
+
+__all__ = ["NetworkSource", "list_snapshots", "network_source", "network_info"]

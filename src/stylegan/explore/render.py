@@ -1,0 +1,175 @@
+"""What the explorer draws, as plain functions of (network, View): latents, images, encodings.
+
+Built on the library's own pieces (seed convention, truncation, style mixing, the noise std map,
+slerp/lerp loops), so the explorer shows exactly what `stylegan generate / mix / figures / video`
+write. All functions run wherever G lives; images come back as uint8 numpy [H, W, C].
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import replace
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..io.images import make_grid, pil_to_tensor, to_pil
+from ..synth.figures import mix_ws, noise_std_map, render, seed_ws, std_map_to_uint8
+from ..synth.sample import class_labels, z_from_seeds
+from ..synth.video import interpolation_latents
+from .params import ParamError, View
+
+ANIM_STEPS_PER_SEED = 1000    # resolution of the loop position t between two seeds
+NOISE_DRAWS_SHOWN = 4         # stochastic variation: draws shown beside the std map
+
+
+@contextlib.contextmanager
+def scaled_noise(G, factor: float) -> Iterator[None]:
+    """Multiply every noise input's learned strength by `factor` inside the block (restored after,
+    also on error). The explorer renders one request at a time, so the change is never seen by
+    another render."""
+    if factor == 1.0:
+        yield
+        return
+    saved = [(m, m.strength.detach().clone()) for m in G.noise_inputs().values()]
+    try:
+        with torch.no_grad():
+            for m, s in saved:
+                m.strength.mul_(factor)
+        yield
+    finally:
+        with torch.no_grad():
+            for m, s in saved:
+                m.strength.copy_(s)
+
+
+@torch.no_grad()
+def view_ws(G, view: View, stored: torch.Tensor | None = None) -> torch.Tensor:
+    """ws [1, num_ws, w_dim] of the main image: the seed's (or the stored w's) truncated ws, with
+    `mix_styles` taken from `mix_seed` when mixing."""
+    dev = G.device
+    if stored is not None:
+        ws = G.truncate(stored.to(dev), view.psi, view.cutoff)
+    else:
+        ws = seed_ws(G, [view.seed], psi=view.psi, cutoff=view.cutoff, class_idx=view.class_idx, device=dev)
+    if view.mix_seed is not None and view.mix_styles:
+        other = seed_ws(G, [view.mix_seed], psi=view.psi, cutoff=view.cutoff, class_idx=view.class_idx,
+                        device=dev)
+        ws = mix_ws(ws, other, view.mix_styles)
+    return ws
+
+
+@torch.no_grad()
+def render_image(G, view: View, stored: torch.Tensor | None = None) -> np.ndarray:
+    """The main image, uint8 [R, R, C]."""
+    with scaled_noise(G, view.noise_strength):
+        return render(G, view_ws(G, view, stored), view.noise_mode)[0]
+
+
+@torch.no_grad()
+def render_mixing(G, view: View, stored: torch.Tensor | None = None) -> np.ndarray:
+    """StyleGAN Fig. 3 for one pair: [first source | second source | mix] as uint8 [R, 3 R, C]."""
+    if view.mix_seed is None:
+        raise ParamError("mix_seed: style mixing needs a second seed")
+    first = view_ws(G, replace(view, mix_seed=None), stored)
+    second = seed_ws(G, [view.mix_seed], psi=view.psi, cutoff=view.cutoff, class_idx=view.class_idx,
+                     device=G.device)
+    mixed = mix_ws(first, second, view.mix_styles)
+    with scaled_noise(G, view.noise_strength):
+        tiles = render(G, torch.cat([first, second, mixed]), view.noise_mode)
+    return make_grid(tiles, rows=1)
+
+
+@torch.no_grad()
+def render_variation(G, view: View, stored: torch.Tensor | None = None) -> np.ndarray:
+    """StyleGAN Fig. 4 for one w: NOISE_DRAWS_SHOWN random-noise renders | per-pixel std map over
+    `std_samples` draws (normalised to its maximum), as uint8 [R, (NOISE_DRAWS_SHOWN + 1) R, C]."""
+    ws = view_ws(G, view, stored)
+    with scaled_noise(G, view.noise_strength):
+        std, draws = noise_std_map(G, ws, max(view.std_samples, NOISE_DRAWS_SHOWN))
+    std_img = np.repeat(std_map_to_uint8(std, None)[:, :, None], G.img_channels, axis=2)
+    tiles = np.concatenate([draws[:NOISE_DRAWS_SHOWN], std_img[None]])
+    return make_grid(tiles, rows=1)
+
+
+@torch.no_grad()
+def render_animation(G, view: View) -> np.ndarray:
+    """The frame at position `anim_t` of a loop through `anim_seeds` (slerp in Z or lerp in W), the
+    interpolation of `stylegan video`; uint8 [R, R, C]."""
+    dev = G.device
+    seeds = list(view.anim_seeds)
+    c = class_labels(G, 1, view.class_idx, dev)
+    frame = round(view.anim_t * len(seeds) * ANIM_STEPS_PER_SEED)
+    if view.anim_space == "z":
+        z = interpolation_latents(z_from_seeds(seeds, G.z_dim, dev), [frame], ANIM_STEPS_PER_SEED, "z")
+        ws = G.mapping(z, c, psi=view.psi, cutoff=view.cutoff)
+    else:
+        keys = seed_ws(G, seeds, psi=view.psi, cutoff=view.cutoff, class_idx=view.class_idx, device=dev)
+        ws = interpolation_latents(keys, [frame], ANIM_STEPS_PER_SEED, "w")
+    with scaled_noise(G, view.noise_strength):
+        return render(G, ws, view.noise_mode)[0]
+
+
+def encode(image: np.ndarray, fmt: str = "png", quality: int = 90) -> bytes:
+    """uint8 [H, W, C] -> PNG (fast, lossless: level 1 deflate) or JPEG bytes."""
+    buf = io.BytesIO()
+    if fmt == "png":
+        to_pil(image).save(buf, format="PNG", compress_level=1)
+    elif fmt == "jpeg":
+        to_pil(image).save(buf, format="JPEG", quality=quality, subsampling=0)  # 4:4:4: small images
+    else:
+        raise ParamError(f"fmt must be png or jpeg, got {fmt!r}")
+    return buf.getvalue()
+
+
+def decode_upload(data: bytes, G, max_pixels: int) -> torch.Tensor:
+    """Uploaded image bytes -> projection target [1, C, R, R] in [-1, 1] (center-cropped, resized).
+
+    The header is read first and an image of more than `max_pixels` pixels is refused before any
+    pixel is decoded (a small file can claim a huge size); anything PIL cannot decode is a
+    ParamError, never a crash of the server."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        w, h = img.size
+        if w * h > max_pixels:
+            raise ParamError(f"image is {w}x{h} pixels; the limit is {max_pixels / 1e6:.0f} megapixels")
+        img.load()
+    except ParamError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ParamError(f"image is too large to decode safely ({e})") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ParamError(f"cannot decode the uploaded image ({type(e).__name__}: {e})") from None
+    return pil_to_tensor(img, G.img_resolution, G.img_channels)
+
+
+def decode_w(data: bytes, G) -> torch.Tensor:
+    """Uploaded `projected_w.npz` (key 'w', [1, num_ws, w_dim] or [num_ws, w_dim]) -> float32
+    [1, num_ws, w_dim]. Read with allow_pickle=False: an npz cannot run code here."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as f:
+            w = np.asarray(f["w"])
+    except KeyError:
+        raise ParamError("the .npz has no key 'w' (expected projected_w.npz from `stylegan project`)") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise ParamError(f"cannot read the uploaded .npz ({e})") from None
+    if w.ndim == 2:
+        w = w[None]
+    if w.ndim != 3 or w.shape[1:] != (G.num_ws, G.w_dim):
+        raise ParamError(f"w has shape {tuple(w.shape)}; this network needs [1, {G.num_ws}, {G.w_dim}]")
+    if not np.issubdtype(w.dtype, np.floating) or not np.isfinite(w).all():
+        raise ParamError("w must hold finite floating-point numbers")
+    return torch.from_numpy(w[:1].astype(np.float32))
+
+
+def encode_w(ws: torch.Tensor) -> bytes:
+    """ws [1, num_ws, w_dim] -> .npz bytes with key 'w' (what `stylegan generate --projected-w` reads)."""
+    buf = io.BytesIO()
+    np.savez(buf, w=ws.detach().cpu().to(torch.float32).numpy())
+    return buf.getvalue()
+
+
+__all__ = ["scaled_noise", "view_ws", "render_image", "render_mixing", "render_variation",
+           "render_animation", "encode", "decode_upload", "decode_w", "encode_w"]

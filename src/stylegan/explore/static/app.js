@@ -1,0 +1,357 @@
+// stylegan explore: the page. Plain JavaScript, no build step, no network access beyond this server.
+//
+// The whole view lives in `state`, mirrored into the URL query (so a link reproduces a view) and sent
+// with every request. Every change sends a request at once; the server renders only the newest one
+// per panel (older ones come back 204) and the page never shows an answer older than one it shows.
+"use strict";
+
+const DEFAULTS = {
+  seed: "0", w: "", psi: "1", cutoff: "", class: "", noise: "const", noise_strength: "1",
+  mix_seed: "", mix: "coarse", fmt: "png", var: "", std_samples: "32",
+  anim_seeds: "0-3", anim_space: "z", speed: "0.5",
+};
+const state = { ...DEFAULTS };
+for (const [k, v] of new URLSearchParams(location.search)) if (k in DEFAULTS) state[k] = v;
+
+const CLIENT = Math.random().toString(36).slice(2, 10);  // names this page's requests for stale dropping
+const $ = (id) => document.getElementById(id);
+const slots = {};          // panel -> {sent, shown, url}
+let net = null;            // /api/network
+let playing = false;
+let animT = 0;
+
+// ------------------------------------------------------------------ requests
+
+function query(extra = {}) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries({ ...state, ...extra })) {
+    if (v !== "" && v !== undefined && v !== null) q.set(k, v);
+  }
+  if (!state.mix_seed) q.delete("mix");
+  return q;
+}
+
+function saveUrl() {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(state)) if (v !== DEFAULTS[k]) q.set(k, v);
+  const s = q.toString();
+  history.replaceState(null, "", s ? `?${s}` : location.pathname);
+  $("download-png").href = `api/image?${query({ fmt: "png", download: "1" })}`;
+  $("download-w").href = `api/w.npz?${query()}`;
+}
+
+function showMessage(text) {
+  const m = $("message");
+  m.textContent = text || "";
+  m.hidden = !text;
+}
+
+async function errorText(r) {
+  try { return (await r.json()).error || `HTTP ${r.status}`; } catch { return `HTTP ${r.status}`; }
+}
+
+// Fetch one panel's image. A new request aborts the panel's previous one (so the browser never
+// queues stale requests behind its connection limit) and an answer older than the one shown is
+// never shown; the server in turn skips queued renders that a newer request superseded.
+async function load(slot, route, img, extra = {}) {
+  const s = (slots[slot] ||= { sent: 0, shown: 0, url: null, ctrl: null });
+  const seq = ++s.sent;
+  if (s.ctrl) s.ctrl.abort();
+  const ctrl = (s.ctrl = new AbortController());
+  const t0 = performance.now();
+  let r, blob;
+  try {
+    r = await fetch(`api/${route}?${query({ ...extra, client: CLIENT })}`, { signal: ctrl.signal });
+    if (r.status === 204) return false;              // superseded: the server dropped it
+    if (!r.ok) {
+      if (seq > s.shown) showMessage(await errorText(r));
+      return false;
+    }
+    blob = await r.blob();
+  } catch (e) {
+    if (e.name !== "AbortError") showMessage(`server unreachable (${e.message})`);
+    return false;
+  }
+  if (seq <= s.shown) return false;                  // an older answer after a newer one
+  s.shown = seq;
+  if (s.url) URL.revokeObjectURL(s.url);
+  s.url = URL.createObjectURL(blob);
+  img.src = s.url;
+  img.dataset.seq = String(seq);
+  img.dataset.query = query(extra).toString();
+  showMessage("");
+  if (slot === "main" || slot === "animation") {
+    const ms = r.headers.get("X-Render-Ms");
+    $("timing").textContent = `render ${Number(ms).toFixed(1)} ms · round trip ${(performance.now() - t0).toFixed(1)} ms`;
+  }
+  return true;
+}
+
+// Changes made in one task (a script, a burst of events) become one request per panel.
+let refreshQueued = false;
+function refresh() {
+  if (refreshQueued) return;
+  refreshQueued = true;
+  queueMicrotask(() => { refreshQueued = false; refreshNow(); });
+}
+
+function refreshNow() {
+  saveUrl();
+  describe();
+  if (!playing) load("main", "image", $("img-main"));
+  $("mix-figure").hidden = !state.mix_seed;
+  if (state.mix_seed) load("mix", "mixing", $("img-mix"));
+  $("variation-figure").hidden = !state.var;
+  if (state.var) load("variation", "variation", $("img-variation"));
+}
+
+function set(changes) {
+  Object.assign(state, changes);
+  syncControls();
+  refresh();
+}
+
+// ------------------------------------------------------------------ controls <-> state
+
+function describe() {
+  const latent = state.w ? `latent ${state.w}` : `seed ${state.seed}`;
+  const parts = [latent, `psi ${Number(state.psi).toFixed(2)}`];
+  if (state.cutoff) parts.push(`cutoff ${state.cutoff}`);
+  if (state.class) parts.push(`class ${state.class}`);
+  parts.push(`noise ${state.noise}${state.noise_strength !== "1" ? " ×" + state.noise_strength : ""}`);
+  if (state.mix_seed) parts.push(`mixed with seed ${state.mix_seed} (${state.mix || "no styles"})`);
+  if (net) parts.push(`${net.resolution}×${net.resolution}`);
+  $("caption").textContent = parts.join(" · ");
+  $("mix-label-a").textContent = state.w ? `latent ${state.w}` : `seed ${state.seed}`;
+  $("mix-label-b").textContent = `seed ${state.mix_seed}`;
+  $("mix-label-c").textContent = `styles ${state.mix || "none"} from seed ${state.mix_seed}`;
+  $("std-label").textContent = `std over ${state.std_samples} draws`;
+  $("mix-desc").textContent = state.mix_seed ? `taking styles “${state.mix || "none"}” from the second seed` : "";
+  for (const b of document.querySelectorAll("#mix-presets button")) {
+    b.classList.toggle("active", Boolean(state.mix_seed) && b.dataset.mix === state.mix);
+  }
+}
+
+function syncControls() {
+  $("seed").value = state.seed;
+  $("seed-slider").value = Math.min(Number(state.seed), 9999);
+  $("w-source").hidden = !state.w;
+  $("w-name").textContent = state.w;
+  $("psi").value = state.psi;
+  $("psi-out").textContent = Number(state.psi).toFixed(2);
+  $("cutoff").value = state.cutoff;
+  $("class").value = state.class;
+  for (const r of document.querySelectorAll("input[name=noise]")) r.checked = r.value === state.noise;
+  $("noise-strength").value = state.noise_strength;
+  $("noise-strength-out").textContent = `${Number(state.noise_strength).toFixed(2)}×`;
+  $("variation").checked = Boolean(state.var);
+  $("std-samples").value = state.std_samples;
+  $("mix-on").checked = Boolean(state.mix_seed);
+  if (state.mix_seed) $("mix-seed").value = state.mix_seed;
+  $("fmt").value = state.fmt;
+  $("anim-seeds").value = state.anim_seeds;
+  $("anim-space").value = state.anim_space;
+  $("anim-speed").value = state.speed;
+  $("anim-speed-out").textContent = `${Number(state.speed).toFixed(2)} seeds/s`;
+}
+
+function bind() {
+  $("seed").addEventListener("input", (e) => { if (e.target.value !== "") set({ seed: e.target.value, w: "" }); });
+  $("seed-slider").addEventListener("input", (e) => set({ seed: e.target.value, w: "" }));
+  $("seed-random").addEventListener("click", () => set({ seed: String(Math.floor(Math.random() * 100000)), w: "" }));
+  $("w-clear").addEventListener("click", () => set({ w: "" }));
+  $("w-file").addEventListener("change", (e) => uploadW(e.target.files[0]));
+  $("class").addEventListener("change", (e) => set({ class: e.target.value }));
+  $("psi").addEventListener("input", (e) => set({ psi: e.target.value }));
+  $("cutoff").addEventListener("change", (e) => set({ cutoff: e.target.value }));
+  for (const r of document.querySelectorAll("input[name=noise]")) {
+    r.addEventListener("change", (e) => set({ noise: e.target.value }));
+  }
+  $("noise-strength").addEventListener("input", (e) => set({ noise_strength: e.target.value }));
+  $("variation").addEventListener("change", (e) => set({ var: e.target.checked ? "1" : "" }));
+  $("std-samples").addEventListener("change", (e) => set({ std_samples: e.target.value }));
+  $("mix-on").addEventListener("change", (e) => set({ mix_seed: e.target.checked ? $("mix-seed").value : "" }));
+  $("mix-seed").addEventListener("input", (e) => { if (state.mix_seed && e.target.value !== "") set({ mix_seed: e.target.value }); });
+  for (const b of document.querySelectorAll("#mix-presets button")) {
+    b.addEventListener("click", () => set({ mix: b.dataset.mix, mix_seed: state.mix_seed || $("mix-seed").value }));
+  }
+  $("mix-range").addEventListener("click", () => {
+    const a = Number($("mix-from").value), b = Number($("mix-to").value);
+    set({ mix: b < a ? "" : `${a}-${b}`, mix_seed: state.mix_seed || $("mix-seed").value });
+  });
+  $("fmt").addEventListener("change", (e) => set({ fmt: e.target.value }));
+  $("copy-link").addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText(location.href); showMessage(""); $("timing").textContent = "link copied"; }
+    catch { showMessage("copy failed: the link is in the address bar"); }
+  });
+  $("anim-seeds").addEventListener("change", (e) => set({ anim_seeds: e.target.value }));
+  $("anim-space").addEventListener("change", (e) => set({ anim_space: e.target.value }));
+  $("anim-speed").addEventListener("input", (e) => set({ speed: e.target.value }));
+  $("anim-play").addEventListener("click", () => (playing ? stop() : play()));
+  $("snapshot").addEventListener("change", (e) => switchSnapshot(e.target.value));
+  bindProjection();
+}
+
+// ------------------------------------------------------------------ network panel
+
+function fillNetwork(info) {
+  net = info;
+  const rows = [
+    ["kind", info.kind], ["resolution", `${info.resolution}×${info.resolution}×${info.channels}`],
+    ["z / w dims", `${info.z_dim} / ${info.w_dim}`], ["number of ws", info.num_ws],
+    ["classes", info.c_dim || "unconditional"], ["parameters", info.params.toLocaleString("en-US")],
+    ["noise inputs", info.noise_inputs], ["device", info.device], ["source", info.source],
+  ];
+  if (info.run) rows.splice(8, 0, ["run", info.run]);
+  $("net-table").replaceChildren(...rows.map(([k, v]) => {
+    const tr = document.createElement("tr");
+    for (const text of [k, v]) { const td = document.createElement("td"); td.textContent = text; tr.append(td); }
+    return tr;
+  }));
+  $("net-summary").textContent = `${info.kind} · ${info.resolution}×${info.resolution} · ${info.source} · ${info.device}`;
+  const cutoff = $("cutoff");
+  cutoff.replaceChildren(new Option("all styles", ""));
+  for (let i = 1; i <= info.num_ws; i++) cutoff.append(new Option(`first ${i}`, String(i)));
+  $("mix-from").max = $("mix-to").max = info.num_ws - 1;
+  $("class-row").hidden = info.c_dim === 0;
+  if (info.c_dim > 0) {
+    $("class").replaceChildren(...Array.from({ length: info.c_dim }, (_, i) => new Option(String(i), String(i))));
+    if (!state.class) state.class = "0";
+  } else {
+    state.class = "";
+  }
+  $("snapshot-row").hidden = info.snapshots.length === 0;
+  $("snapshot").replaceChildren(...info.snapshots.map((s) => new Option(s, s)));
+  if (info.snapshot) $("snapshot").value = info.snapshot;
+}
+
+async function switchSnapshot(name) {
+  const r = await fetch(`api/network?snapshot=${encodeURIComponent(name)}`, { method: "POST" });
+  if (!r.ok) { showMessage(await errorText(r)); return; }
+  fillNetwork(await r.json());
+  syncControls();
+  refresh();
+}
+
+// ------------------------------------------------------------------ uploads, projection
+
+async function uploadW(file) {
+  if (!file) return;
+  const r = await fetch("api/w", { method: "POST", body: file });
+  if (!r.ok) { showMessage(`${file.name}: ${await errorText(r)}`); return; }
+  set({ w: (await r.json()).w });
+}
+
+let job = null;
+
+function bindProjection() {
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    startProjection(e.dataTransfer.files[0]);
+  });
+  $("proj-file").addEventListener("change", (e) => startProjection(e.target.files[0]));
+  $("proj-cancel").addEventListener("click", async () => {
+    if (job) await fetch(`api/project/${job}/cancel`, { method: "POST" });
+  });
+}
+
+async function startProjection(file) {
+  if (!file) return;
+  const q = new URLSearchParams({ steps: $("proj-steps").value, w_plus: $("proj-wplus").checked ? "1" : "0" });
+  if (state.class) q.set("class", state.class);
+  $("proj-status").textContent = `uploading ${file.name}…`;
+  const r = await fetch(`api/project?${q}`, { method: "POST", body: file });
+  if (!r.ok) {
+    const msg = `${file.name}: ${await errorText(r)}`;
+    showMessage(msg);
+    $("proj-status").textContent = msg;
+    return;
+  }
+  job = (await r.json()).job;
+  $("proj-cancel").disabled = false;
+  $("proj-figure").hidden = false;
+  pollProjection(job);
+}
+
+async function pollProjection(id) {
+  let lastStep = -1;
+  while (job === id) {
+    const r = await fetch(`api/project/${id}`);
+    if (!r.ok) { showMessage(await errorText(r)); break; }
+    const s = await r.json();
+    $("proj-progress").max = s.steps;
+    $("proj-progress").value = s.step;
+    const dist = s.dist === null ? "" : ` · distance ${s.dist.toPrecision(4)}`;
+    $("proj-status").textContent = `${s.state}: step ${s.step} / ${s.steps}${dist}`;
+    $("proj-label").textContent = `projection, step ${s.step}`;
+    if (s.step !== lastStep || s.state !== "running") {
+      lastStep = s.step;
+      await load("projection", `project/${id}/preview`, $("img-proj"));
+    }
+    if (s.state !== "running") {
+      $("proj-cancel").disabled = true;
+      if (s.error) showMessage(`projection failed: ${s.error}`);
+      if (s.w) set({ w: s.w, psi: "1", mix_seed: "" });  // explore from the result
+      break;
+    }
+    await new Promise((res) => setTimeout(res, 250));
+  }
+}
+
+// ------------------------------------------------------------------ animation
+
+function countSeeds(spec) {  // '0-3,7' -> 5 (the server validates; this only paces the loop)
+  let n = 0;
+  for (const part of spec.split(",")) {
+    const m = part.trim().match(/^(\d+)\s*-\s*(\d+)$/);
+    if (m) n += Math.max(0, Number(m[2]) - Number(m[1]) + 1);
+    else if (part.trim()) n += 1;
+  }
+  return Math.max(2, n);
+}
+
+async function play() {
+  playing = true;
+  $("anim-play").textContent = "Stop";
+  $("anim-play").classList.add("active");
+  let last = performance.now();
+  while (playing) {
+    const now = performance.now();
+    const keys = countSeeds(state.anim_seeds);
+    animT = (animT + ((now - last) / 1000) * Number(state.speed) / keys) % 1;
+    last = now;
+    if (!(await load("animation", "animation", $("img-main"), { t: animT.toFixed(5) }))) {
+      if ($("message").hidden === false) stop();
+      await new Promise((res) => setTimeout(res, 30));
+    }
+  }
+}
+
+function stop() {
+  playing = false;
+  $("anim-play").textContent = "Play loop";
+  $("anim-play").classList.remove("active");
+  refresh();
+}
+
+// ------------------------------------------------------------------ start
+
+async function start() {
+  bind();
+  try {
+    const r = await fetch("api/network");
+    fillNetwork(await r.json());
+  } catch (e) {
+    showMessage(`cannot reach the server (${e.message})`);
+    return;
+  }
+  syncControls();
+  refresh();
+}
+
+window.explorer = { state, slots, set };  // for tests and the console
+start();
