@@ -37,7 +37,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..device import resolve_device
-from ..io.checkpoint import load
+from ..io.load import load
 from ..synth.projector import Distance, resolve_distance
 from .network import NetworkSource, network_info, network_source
 from .params import MAX_SEED, ParamError, View, parse_view

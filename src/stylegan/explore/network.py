@@ -1,20 +1,18 @@
 """Which network the explorer shows: a checkpoint file, or a run directory and its snapshots.
 
-A run directory (`runs/00003-<desc>/`) holds `snapshot-<number>.safetensors` files; whatever the
-number counts (kimg, images, ticks) a larger number is a later snapshot, so they are listed
-generically and sorted by it. The browser only ever names a snapshot from this list, never a path.
+A run directory (`runs/00003-<desc>/`) holds `snapshot-<images>.safetensors` files, listed by
+`training.snapshot.list_snapshots` (oldest first). The browser only ever names a snapshot from this
+list, never a path.
 """
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-_SNAPSHOT = re.compile(r"snapshot-(\d+)\.safetensors")
-
+from ..training.snapshot import list_snapshots
 
 @dataclass(frozen=True)
 class NetworkSource:
@@ -33,13 +31,6 @@ class NetworkSource:
             if p.name == name:
                 return p
         raise ValueError(f"unknown snapshot {name!r}; this run has {[p.name for p in self.snapshots]}")
-
-
-def list_snapshots(run_dir: str | os.PathLike) -> tuple[Path, ...]:
-    """`snapshot-*.safetensors` in `run_dir`, sorted by the number in the name (oldest first)."""
-    found = [(int(m.group(1)), p) for p in Path(run_dir).iterdir()
-             if p.is_file() and (m := _SNAPSHOT.fullmatch(p.name))]
-    return tuple(p for _, p in sorted(found))
 
 
 def network_source(path: str | os.PathLike) -> NetworkSource:
@@ -78,4 +69,4 @@ def network_info(G: torch.nn.Module, source_name: str) -> dict:
     }
 
 
-__all__ = ["NetworkSource", "list_snapshots", "network_source", "network_info"]
+__all__ = ["NetworkSource", "network_source", "network_info"]

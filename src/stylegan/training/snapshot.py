@@ -60,14 +60,21 @@ def fakes_name(cur_nimg: int) -> str:
     return f"fakes{int(cur_nimg):09d}.png"
 
 
-def latest_snapshot(run_dir: str | Path) -> Optional[Path]:
-    """The snapshot of `run_dir` with the highest number (None if it has none).
+def list_snapshots(run_dir: str | Path) -> tuple[Path, ...]:
+    """The snapshots of `run_dir`, oldest first.
 
-    Compares the numbers, not the names, so any zero padding orders correctly (runs written before
-    snapshots were named by image count used 6-digit kimg numbers; one run uses one scheme)."""
-    snaps = [(int(m.group(1)), p) for p in Path(run_dir).glob(SNAPSHOT_GLOB)
-             if (m := _SNAPSHOT_NUMBER.match(p.name))]
-    return max(snaps, key=lambda t: t[0])[1] if snaps else None
+    Sorted by the number in the name, not the name itself, so any zero padding orders correctly
+    (runs written before snapshots were named by image count used 6-digit kimg numbers; one run
+    uses one scheme)."""
+    found = [(int(m.group(1)), p) for p in Path(run_dir).glob(SNAPSHOT_GLOB)
+             if p.is_file() and (m := _SNAPSHOT_NUMBER.match(p.name))]
+    return tuple(p for _, p in sorted(found))
+
+
+def latest_snapshot(run_dir: str | Path) -> Optional[Path]:
+    """The newest snapshot of `run_dir` (None if it has none)."""
+    snaps = list_snapshots(run_dir)
+    return snaps[-1] if snaps else None
 
 
 # ----------------------------------------------------------------------------------- RNG state
@@ -181,5 +188,5 @@ def read_resume(path: str | Path, cfg: TrainingConfig, optimizer_keys: tuple[str
 
 
 __all__ = ["STATE_FORMAT", "STATE_VERSION", "SNAPSHOT_GLOB", "TrainingState", "snapshot_name", "fakes_name",
-           "latest_snapshot", "seed_host_rngs", "rng_state", "set_rng_state", "TrainingSnapshotState",
+           "list_snapshots", "latest_snapshot", "seed_host_rngs", "rng_state", "set_rng_state", "TrainingSnapshotState",
            "write_snapshot", "Resume", "read_resume"]
