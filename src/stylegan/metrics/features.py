@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
@@ -28,6 +28,7 @@ import torch
 from stylegan import distributed as dist
 from stylegan.metrics.detectors import PathLike, TorchScriptDetector, cache_root, load_detector
 from stylegan.metrics.errors import MetricError
+from stylegan.metrics.stats import FeatureStats
 
 STATS_SUBDIR = "gan-metrics"
 
@@ -194,108 +195,6 @@ def rank_indices(total: int, opts: MetricOptions) -> list:
     g, r = opts.num_gpus, opts.rank
     per_rank = (total - 1) // g + 1 if total > 0 else 0
     return [i * g + r for i in range(per_rank)]
-
-
-# ----------------------------------------------------------------------------------------------
-# Feature statistics
-
-
-@dataclass
-class FeatureStats:
-    """Running float64 sums for mean/covariance and/or all features (float32)."""
-
-    capture_all: bool = False
-    capture_mean_cov: bool = False
-    max_items: Optional[int] = None
-    num_items: int = 0
-    num_features: Optional[int] = None
-    raw_mean: Optional[np.ndarray] = None  # [D] float64 sum
-    raw_cov: Optional[np.ndarray] = None  # [D, D] float64 sum of outer products
-    chunks: list = field(default_factory=list)  # list of [n, D] float32
-
-    def is_full(self) -> bool:
-        return self.max_items is not None and self.num_items >= self.max_items
-
-    def append(self, x: np.ndarray) -> None:
-        """x [n, D]; rows beyond max_items are dropped."""
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 2:
-            raise MetricError(f"Detector features must be [N, D], got shape {x.shape}.")
-        if self.max_items is not None:
-            x = x[: max(self.max_items - self.num_items, 0)]
-        if x.shape[0] == 0:
-            return
-        if self.num_features is None:
-            self.num_features = x.shape[1]
-            if self.capture_mean_cov:
-                self.raw_mean = np.zeros([x.shape[1]], dtype=np.float64)
-                self.raw_cov = np.zeros([x.shape[1], x.shape[1]], dtype=np.float64)
-        elif x.shape[1] != self.num_features:
-            raise MetricError(f"Feature size changed from {self.num_features} to {x.shape[1]}.")
-        self.num_items += x.shape[0]
-        if self.capture_all:
-            self.chunks.append(x)
-        if self.capture_mean_cov:
-            x64 = x.astype(np.float64)
-            self.raw_mean += x64.sum(axis=0)
-            self.raw_cov += x64.T @ x64
-
-    def get_all(self) -> np.ndarray:
-        """[N, D] float32."""
-        if not self.capture_all:
-            raise MetricError("These feature statistics did not capture all features.")
-        if not self.chunks:
-            return np.zeros([0, self.num_features or 0], dtype=np.float32)
-        return np.concatenate(self.chunks, axis=0)
-
-    def get_mean_cov(self) -> tuple:
-        """-> mean [D], covariance [D, D] (biased, divide by N), float64."""
-        if not self.capture_mean_cov or self.num_items == 0:
-            raise MetricError("No mean/covariance statistics were captured.")
-        mean = self.raw_mean / self.num_items
-        cov = self.raw_cov / self.num_items - np.outer(mean, mean)
-        return mean, cov
-
-    def save(self, path: Path) -> None:
-        """Atomic .npz write (no pickles)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = dict(
-            meta=np.frombuffer(
-                json.dumps(
-                    dict(
-                        capture_all=self.capture_all,
-                        capture_mean_cov=self.capture_mean_cov,
-                        max_items=self.max_items,
-                        num_items=self.num_items,
-                        num_features=self.num_features,
-                    )
-                ).encode(),
-                dtype=np.uint8,
-            )
-        )
-        if self.capture_mean_cov and self.raw_mean is not None:
-            arrays.update(raw_mean=self.raw_mean, raw_cov=self.raw_cov)
-        if self.capture_all:
-            arrays.update(all=self.get_all())
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-
-    @staticmethod
-    def load(path: Path) -> "FeatureStats":
-        with np.load(path, allow_pickle=False) as f:
-            meta = json.loads(bytes(f["meta"]).decode())
-            stats = FeatureStats(
-                capture_all=meta["capture_all"], capture_mean_cov=meta["capture_mean_cov"], max_items=meta["max_items"]
-            )
-            stats.num_items = meta["num_items"]
-            stats.num_features = meta["num_features"]
-            if stats.capture_mean_cov and "raw_mean" in f:
-                stats.raw_mean = f["raw_mean"]
-                stats.raw_cov = f["raw_cov"]
-            if stats.capture_all:
-                stats.chunks = [f["all"]]
-        return stats
 
 
 # ----------------------------------------------------------------------------------------------
