@@ -21,6 +21,7 @@ _COMMANDS = {
     "metrics": "Compute FID, KID, precision/recall, IS, PPL, linear separability.",
     "convert": "Convert an official NVIDIA pickle into our safetensors checkpoint.",
     "info": "Print a checkpoint's config and parameter counts.",
+    "selftest": "Check this installation on a device: official parity, training, fast paths, speed.",
 }
 
 
