@@ -52,6 +52,17 @@ def test_broken_fast_path_fails_and_is_named(monkeypatch):
     assert "fast vs reference differ" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("target,replacement,message", [
+    ("stylegan.training.losses.g_nonsaturating_loss", lambda logits: logits * float("nan"), "Gmain: non-finite losses"),
+    ("stylegan.selftest.phases.update_ema", lambda G_ema, G, beta: None, "EMA: G_ema did not move towards G"),
+])
+def test_broken_training_phase_is_named(monkeypatch, target, replacement, message):
+    monkeypatch.setattr(target, replacement)
+    result = selftest("--quick", "--only", "train/phases")
+    assert result.exit_code == 1 and rows(result.output) == {"train/phases": "FAIL"}
+    assert f"step 0: {message}" in result.output
+
+
 @pytest.mark.parametrize("device", ["cuda", "mps"])
 def test_unavailable_device_is_a_clear_error(monkeypatch, device):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

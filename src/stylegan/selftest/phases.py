@@ -22,7 +22,7 @@ from ..training.config import LossConfig, OptimizerConfig, TrainingConfig
 from ..training.ema import ema_beta, update_ema
 from ..training.losses import StyleGANLoss
 from ..training.presets import DataShape, resolve_preset
-from .result import CheckSkipped, require
+from .result import CheckFailed, CheckSkipped, require
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
 # What each phase must report (StyleGANLoss's report names).
@@ -101,46 +101,58 @@ def _params(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: p.detach().clone() for k, p in module.named_parameters()}
 
 
-def _grad_report(module: nn.Module) -> tuple[int, int, list[str]]:
-    """(tensors with a gradient, tensors with a non-zero gradient, names of non-finite ones)."""
+def _grad_report(module: nn.Module) -> tuple[int, list[str]]:
+    """(tensors with a non-zero gradient, names of those with a non-finite one)."""
     grads = {k: p.grad for k, p in module.named_parameters() if p.grad is not None}
     bad = [k for k, g in grads.items() if not torch.isfinite(g).all()]
-    return len(grads), sum(bool(g.abs().sum() > 0) for g in grads.values()), bad
+    return sum(bool(g.abs().sum() > 0) for g in grads.values()), bad
 
 
-def _run_phases(nets: PhaseNets, steps: int) -> list[str]:
-    """`steps` minibatches of all four phases and the EMA, checked; returns per-phase summaries."""
-    notes = {}
+def _check_phase(nets: PhaseNets, name: str, real: torch.Tensor, z: torch.Tensor, every_tensor_moves: bool) -> str:
+    """One phase: its loss reported and finite, gradients finite and not all zero, weights moved."""
+    module, opt = nets.network(name)
+    before = _params(module)
+    losses = nets.gradients(name, real, z)
+    missing = [k for k in PHASE_LOSSES[name] if k not in losses]
+    require(not missing, f"{name} reported no {missing} (reported: {sorted(losses)})")
+    bad_loss = {k: v.item() for k, v in losses.items() if not torch.isfinite(v)}
+    require(not bad_loss, f"{name}: non-finite losses {bad_loss}")
+    nonzero, bad = _grad_report(module)
+    require(not bad, f"{name}: non-finite gradients in {bad[:4]}")
+    require(nonzero > 0, f"{name}: every gradient is zero")
+    opt.step()
+    after = _params(module)
+    require(all(torch.isfinite(p).all() for p in after.values()), f"{name}: non-finite weights after the step")
+    moved = sum(not torch.equal(before[k], after[k]) for k in before)
+    # The adversarial losses reach every parameter; R1 and path length do not (e.g. D's last bias).
+    need = len(before) if every_tensor_moves and name.endswith("main") else 1
+    require(moved >= need, f"{name}: only {moved} of {len(before)} parameter tensors moved")
+    key = PHASE_LOSSES[name][0]
+    return f"{name} {key.split('/')[-1]} {losses[key].item():.3g}"
+
+
+def _check_ema(nets: PhaseNets) -> None:
+    """One EMA update brings G_ema closer to G."""
+    ema_before, G_now = _params(nets.G_ema), _params(nets.G)
+    nets.ema()
+    ema_after = _params(nets.G_ema)
+    gap_before = sum((ema_before[k] - G_now[k]).square().sum() for k in G_now)
+    gap_after = sum((ema_after[k] - G_now[k]).square().sum() for k in G_now)
+    require(bool(gap_after < gap_before), f"EMA: G_ema did not move towards G "
+                                          f"(|G_ema - G|^2 {gap_before:.3g} -> {gap_after:.3g})")
+
+
+def _run_phases(nets: PhaseNets, steps: int, every_tensor_moves: bool = True) -> list[str]:
+    """`steps` minibatches of the four phases and the EMA, each checked; the last losses."""
+    notes: list[str] = []
     for step in range(steps):
         real, z = nets.batch(seed=step)
-        for name in PHASES:
-            module, opt = nets.network(name)
-            before = _params(module)
-            losses = nets.gradients(name, real, z)
-            missing = [k for k in PHASE_LOSSES[name] if k not in losses]
-            require(not missing, f"{name} reported no {missing} (reported: {sorted(losses)})")
-            bad_loss = {k: v.item() for k, v in losses.items() if not torch.isfinite(v)}
-            require(not bad_loss, f"{name} step {step}: non-finite losses {bad_loss}")
-            with_grad, nonzero, bad = _grad_report(module)
-            require(not bad, f"{name} step {step}: non-finite gradients in {bad[:4]}")
-            require(nonzero > 0, f"{name} step {step}: every gradient is zero")
-            opt.step()
-            after = _params(module)
-            moved = sum(not torch.equal(before[k], after[k]) for k in before)
-            require(all(torch.isfinite(p).all() for p in after.values()), f"{name} step {step}: non-finite weights")
-            if name.endswith("main"):  # the adversarial losses reach every parameter
-                require(moved == len(before), f"{name} step {step}: only {moved} of {len(before)} tensors moved")
-            require(moved > 0, f"{name} step {step}: no parameter moved")
-            key = PHASE_LOSSES[name][0]
-            notes[name] = f"{name} {key.split('/')[-1]} {losses[key].item():.3g}"
-        ema_before, G_now = _params(nets.G_ema), _params(nets.G)
-        nets.ema()
-        ema_after = _params(nets.G_ema)
-        gap_before = sum((ema_before[k] - G_now[k]).square().sum() for k in G_now)
-        gap_after = sum((ema_after[k] - G_now[k]).square().sum() for k in G_now)
-        require(bool(gap_after < gap_before), f"EMA step {step}: G_ema did not move towards G "
-                                              f"(|G_ema - G|^2 {gap_before:.3g} -> {gap_after:.3g})")
-    return list(notes.values())
+        try:
+            notes = [_check_phase(nets, name, real, z, every_tensor_moves) for name in PHASES]
+            _check_ema(nets)
+        except CheckFailed as e:
+            raise CheckFailed(f"step {step}: {e}") from None
+    return notes
 
 
 def check_training_phases(device: torch.device, steps: int = 2) -> str:
@@ -166,7 +178,8 @@ def check_fp16_clamp(device: torch.device) -> str:
     for what, a, b in (("G images", img16, img32), ("D logits", log16, log32)):
         err = (a.float() - b).abs().max().item() / max(b.abs().max().item(), 1e-6)
         require(math.isfinite(err) and err <= 2e-2, f"{what} with fp16 blocks vs float32: rel. error {err:.2e} > 2e-2")
-    notes = _run_phases(nets, steps=2)
+    # fp16 activations may flush a few tiny gradients to zero: only finiteness and progress are required.
+    notes = _run_phases(nets, steps=2, every_tensor_moves=False)
     return "fp16 blocks (16-32 px) + clamp 256 match float32 within 2%; training finite: " + ", ".join(notes)
 
 
