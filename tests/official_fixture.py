@@ -1,29 +1,21 @@
-"""Where the official StyleGAN2 reference fixture lives, and the marker for tests that need it.
+"""The official StyleGAN2 reference fixture for the tests, and the marker of the tests that use it.
 
-The fixture sits in the `shared/` folder beside the checkout (`../shared/fixtures`); set
-STYLEGAN_SHARED to point elsewhere. Locally a missing fixture skips those tests; under CI
-(CI=true) they run and fail loudly, so a parity regression can never hide behind a skip.
+The fixture (tensors computed by NVIDIA's code) is package data of `stylegan.selftest`
+(src/stylegan/selftest/data, provenance in its README), so it is present in every checkout and
+installation: the parity tests always run. `needs_fixture` marks them, so `pytest -m
+official_fixture` selects exactly the tests that compare against NVIDIA's numbers.
 """
-import os
-from pathlib import Path
-
 import pytest
 
-_ROOT = Path(__file__).resolve().parents[1]
-_CANDIDATES = [Path(os.environ["STYLEGAN_SHARED"])] if os.environ.get("STYLEGAN_SHARED") else []
-_CANDIDATES += [_ROOT.parent / "shared", _ROOT / "shared"]
+from stylegan.selftest.fixture import FIXTURE
 
-FIXTURE = next((d / "fixtures" / "official_sg2_tiny.npz" for d in _CANDIDATES
-                if (d / "fixtures" / "official_sg2_tiny.npz").exists()),
-               _CANDIDATES[0] / "fixtures" / "official_sg2_tiny.npz")
-
-needs_fixture = pytest.mark.skipif(not FIXTURE.exists() and os.environ.get("CI", "") != "true",
-                                   reason=f"official fixture not found at {FIXTURE}")
+needs_fixture = pytest.mark.official_fixture
 
 
 def load_fixture_networks():
     """(arrays, meta, G, D): our networks built at the fixture's config, loaded with its weights by
-    plain state-dict keys (only the noise buffers are renamed)."""
+    plain state-dict keys (only the noise buffers are renamed) -- independent of the official-import
+    mapping that tests/test_official.py and the selftest go through."""
     import json
 
     import numpy as np

@@ -23,6 +23,7 @@ _COMMANDS = {
     "info": "Print a checkpoint's config and parameter counts.",
     "export": "Export a generator to ONNX (truncation and noise fixed at export time).",
     "explore": "Local web explorer: seeds, truncation, mixing, noise, loops, projection.",
+    "selftest": "Check this installation on a device: official parity, training, fast paths, speed.",
 }
 
 

@@ -16,6 +16,7 @@ def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float, cutoff: int | No
     """
     if psi == 1:
         return ws
+    w_avg = w_avg.to(ws.dtype)  # under autocast the MLP returns bf16 / fp16 ws; w_avg stays a float32 buffer
     if cutoff is None:
         return w_avg.lerp(ws, psi)
     head = w_avg.lerp(ws[:, :cutoff], psi)
