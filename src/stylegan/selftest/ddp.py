@@ -1,6 +1,6 @@
 """Check (e): N training processes (gloo on CPU, nccl on CUDA) stay identical.
 
-Runs the library's own multi-process training (`stylegan.training.loop.train` with gpus=N, the
+Runs the library's own multi-process training (`stylegan.training.launch.train` with gpus=N, the
 code `stylegan train --gpus N` runs) for a few minibatches of every phase on a small synthetic
 dataset. Every process writes its G, D and G_ema after the last minibatch; they must agree bit for
 bit: each process applies the same all-reduced gradients to the same weights, so any difference
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..models import Generator
-from ..training.loop import train
+from ..training.launch import train
 from .phases import small_config
 from .result import CheckSkipped, require
 

@@ -20,8 +20,9 @@ from torch import nn
 from ..models import Generator, build_discriminator
 from ..training.config import LossConfig, OptimizerConfig, TrainingConfig
 from ..training.ema import ema_beta, update_ema
-from ..training.losses import StyleGANLoss
-from ..training.presets import DataShape, resolve_preset
+from ..training.losses import PhaseContext, RoundInputs, StyleGANLoss
+from ..training.config import DataShape
+from ..training.presets import resolve_preset
 from .result import CheckFailed, CheckSkipped, require
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
@@ -41,9 +42,10 @@ def _phase_losses(G: nn.Module, D: nn.Module, loss_cfg: LossConfig, phase: str, 
     """Forward + backward of one training phase through the library's loss; gradients accumulate
     in G / D. real [N, C, H, W] in [-1, 1], z [N, z_dim] -> {report name: mean value}."""
     reported: dict[str, list[torch.Tensor]] = {}
-    loss = StyleGANLoss(G, D, loss_cfg, device=real.device)
-    loss.accumulate_gradients(phase, real, None, z, None, gain=1.0,
-                              report=lambda name, v: reported.setdefault(name, []).append(v.detach().float()))
+    result = StyleGANLoss(G, D, loss_cfg).accumulate_gradients(phase, RoundInputs(real, None, z, None),
+                                                               PhaseContext(gain=1.0))
+    for name, value in result.stats:
+        reported.setdefault(name, []).append(value.float())
     return {name: torch.cat([v.flatten() for v in vs]).mean() for name, vs in reported.items()}
 
 

@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 
 from ..training.config import TrainingConfig
-from ..training.loop import fit_mbstd
+from ..training.plan import fit_mbstd
 from ..training.presets import DataShape, resolve_preset, stylegan2_config
 from .phases import PhaseNets
 from .precision import _low_precision
