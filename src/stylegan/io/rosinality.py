@@ -252,7 +252,7 @@ def _to_ours(sd: dict[str, torch.Tensor], module: nn.Module, kind: str, what: st
     for key, ref in own.items():
         if key.endswith("resample_filter"):
             state[key] = ref.clone()
-    return fit_state(module, state, origin, what)
+    return fit_state(module, state, origin, what, source="rosinality")
 
 
 def _mean_w(module: Generator, samples: int = W_AVG_SAMPLES, seed: int = W_AVG_SEED) -> torch.Tensor:
