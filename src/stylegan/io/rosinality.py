@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import pickle
-import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -211,10 +210,6 @@ def _discriminator_key_map(cfg: DiscriminatorConfig) -> dict[str, str]:
                   f"convs.{j}.conv2.1.weight": f"{b}.conv1.weight", f"convs.{j}.conv2.2.bias": f"{b}.conv1.bias",
                   f"convs.{j}.skip.1.weight": f"{b}.skip.weight"})
     return m
-
-
-_G_FILTER_KEY = re.compile(r"^(convs\.\d+\.conv\.blur\.kernel|to_rgbs\.\d+\.upsample\.kernel)$")
-_D_FILTER_KEY = re.compile(r"^convs\.\d+\.(conv2\.0|skip\.0)\.kernel$")
 
 
 def _filters(module: nn.Module, kind: str) -> dict[str, torch.Tensor]:
