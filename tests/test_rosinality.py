@@ -131,9 +131,10 @@ def test_malicious_checkpoint_is_refused_and_nothing_runs(tmp_path, zipfile_form
 
 
 def test_namespace_is_allowed_only_during_the_read():
-    before = list(torch.serialization.get_safe_globals())
+    # (torch registers some of its own rebuild functions lazily, so compare only what we add)
+    assert argparse.Namespace not in torch.serialization.get_safe_globals()
     stylegan.load(PT)
-    assert list(torch.serialization.get_safe_globals()) == before
+    assert argparse.Namespace not in torch.serialization.get_safe_globals()
     with pytest.raises(pickle.UnpicklingError):  # the global default still refuses it
         torch.load(PT, weights_only=True)
 

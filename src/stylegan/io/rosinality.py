@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import pickle
-import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -213,10 +212,6 @@ def _discriminator_key_map(cfg: DiscriminatorConfig) -> dict[str, str]:
     return m
 
 
-_G_FILTER_KEY = re.compile(r"^(convs\.\d+\.conv\.blur\.kernel|to_rgbs\.\d+\.upsample\.kernel)$")
-_D_FILTER_KEY = re.compile(r"^convs\.\d+\.(conv2\.0|skip\.0)\.kernel$")
-
-
 def _filters(module: nn.Module, kind: str) -> dict[str, torch.Tensor]:
     """Their stored blur kernels for `module`: our normalized filter, times up^2 where they upsample."""
     if kind == "generator":
@@ -252,7 +247,7 @@ def _to_ours(sd: dict[str, torch.Tensor], module: nn.Module, kind: str, what: st
     for key, ref in own.items():
         if key.endswith("resample_filter"):
             state[key] = ref.clone()
-    return fit_state(module, state, origin, what)
+    return fit_state(module, state, origin, what, source="rosinality")
 
 
 def _mean_w(module: Generator, samples: int = W_AVG_SAMPLES, seed: int = W_AVG_SEED) -> torch.Tensor:

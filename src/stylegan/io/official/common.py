@@ -26,10 +26,12 @@ class OfficialFormatError(CheckpointError):
     """An official pickle is refused (unsafe, unsupported, damaged) or does not fit our networks."""
 
 
-def fit_state(module: nn.Module, state: dict[str, torch.Tensor], origin: dict[str, str], what: str) -> dict[str, torch.Tensor]:
+def fit_state(module: nn.Module, state: dict[str, torch.Tensor], origin: dict[str, str], what: str,
+              source: str = "official") -> dict[str, torch.Tensor]:
     """Check `state` (our key names) against `module`: completeness, shapes, dtypes, finiteness.
 
-    origin maps our key -> the source name, for errors in the file's own terms.
+    origin maps our key -> the source name, for errors in the file's own terms; `source` names the
+    file's origin in them ('official', 'rosinality').
     """
     own = module.state_dict()
     missing = [k for k in own if k not in state]
@@ -39,13 +41,13 @@ def fit_state(module: nn.Module, state: dict[str, torch.Tensor], origin: dict[st
     if missing or unused or shapes:
         parts = []
         if unused:
-            parts.append(f"{len(unused)} official tensor(s) not used: {unused[:6]}")
+            parts.append(f"{len(unused)} {source} tensor(s) not used: {unused[:6]}")
         if missing:
             parts.append(f"{len(missing)} tensor(s) of ours not filled: {missing[:6]}")
         if shapes:
             parts.append(f"{len(shapes)} shape mismatch(es): {shapes[:4]}")
-        raise OfficialFormatError(f"{what}: the official weights do not fit the network built from "
-                                  f"its kwargs: " + "; ".join(parts))
+        raise OfficialFormatError(f"{what}: the {source} weights do not fit the network built from "
+                                  f"its description: " + "; ".join(parts))
     out = {}
     for k, v in state.items():
         ref = own[k]
