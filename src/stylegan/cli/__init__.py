@@ -19,7 +19,7 @@ _COMMANDS = {
     "video": "Latent interpolation video (slerp in Z, lerp in W).",
     "project": "Project a real image into W (or W+).",
     "metrics": "Compute FID, KID, precision/recall, IS, PPL, linear separability.",
-    "convert": "Convert an official NVIDIA pickle into our safetensors checkpoint.",
+    "convert": "Convert official NVIDIA pickles and rosinality checkpoints (to ours, or ours to rosinality).",
     "info": "Print a checkpoint's config and parameter counts.",
     "export": "Export a generator to ONNX (truncation and noise fixed at export time).",
     "explore": "Local web explorer: seeds, truncation, mixing, noise, loops, projection.",
