@@ -358,21 +358,6 @@ def test_torch_compile_forward_matches_and_r1_runs_eager():
 # --------------------------------------------------------------------------------- precision, malloc
 
 
-def test_amp_policy_and_autocast_helpers():
-    cpu = perf.amp_policy("cpu")
-    assert cpu.dtype == torch.float32 and not cpu.autocast and cpu.num_fp16_res == 0
-    with perf.autocast(cpu):
-        assert not torch.is_autocast_enabled("cpu")
-    cuda16 = perf.amp_policy("cuda", "fp16")
-    assert cuda16.dtype == torch.float16 and cuda16.num_fp16_res == 4 and cuda16.conv_clamp == 256
-    assert perf.amp_policy("cuda", "bf16").dtype == torch.bfloat16
-    assert perf.amp_policy("cuda", "auto").dtype in (torch.float16, torch.bfloat16)
-    with perf.autocast(perf.amp_policy("cpu", "bf16")):
-        assert torch.is_autocast_enabled("cpu")
-    with pytest.raises(ValueError, match="precision"):
-        perf.amp_policy("cpu", "fp8")
-
-
 def test_allocator_info_names_the_allocator(monkeypatch):
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=1000000")
     info = perf.allocator_info()
