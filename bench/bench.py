@@ -4,6 +4,8 @@
     python bench/bench.py                                  # S32, S64, S256 on CPU, optimized
     python bench/bench.py --configs S64 --compare          # before vs after, interleaved
     python bench/bench.py --configs S64 --channels-last --compile --json out.json
+    python bench/bench.py --official ~/src/stylegan3 --threads 2   # vs NVIDIA's code (side_by_side.py)
+    python bench/bench.py --roofline --compare --retain-malloc     # fraction of the machine's peak
 
 Measures, per config:
 - gen: G(z) under no_grad with noise_mode='const', batch 16 and batch 1 (img/s = batch / time);
@@ -465,6 +467,9 @@ def parse_args(argv=None):
     ap.add_argument("--env-sweep", default=None,
                     help=f"comma list of allocator settings to compare in child processes: {', '.join(ENVS)}")
     ap.add_argument("--sweep-rounds", type=int, default=2, help="rounds over all --env-sweep settings")
+    ap.add_argument("--roofline", action="store_true",
+                    help="this machine's fp32/bf16 conv and matmul GFLOP/s, and each phase's fraction of it "
+                         "(bench/roofline.py); with --compare: before and after in the same run")
     ap.add_argument("--official", default=None, metavar="PATH",
                     help="side by side with NVIDIA's code from this checkout of NVlabs/stylegan3 or "
                          "stylegan2-ada-pytorch (bench/side_by_side.py): one process each, interleaved")
@@ -520,6 +525,10 @@ def main(argv=None):
         variants = [presets["before"]]
     else:
         variants = [presets["before"], presets["after"]] if args.compare else [presets["after"]]
+    if args.roofline:
+        import roofline
+
+        return roofline.run(sys.modules[__name__], args, device, variants)
     results = []
     for name in args.configs:
         results.append(bench_config(name, args, device, variants))
