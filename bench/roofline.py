@@ -118,7 +118,7 @@ def report(bench, args, results: list[dict], flops: dict[str, dict[str, int]], p
     print("| kernel | " + " | ".join(peaks) + " |")
     print("|---" * (len(peaks) + 1) + "|")
     for k in PEAK_KERNELS:
-        print(f"| {k} | " + " | ".join(f"{peaks[d][k]:.0f}" for d in peaks) + " |")
+        print(f"| {k} | " + " | ".join(f"{peaks[d][k]:.3g}" for d in peaks) + " |")
     print(f"\nFraction of the fp32 conv peak ({fp32_conv:.0f} GFLOP/s); FLOPs per call from FlopCounterMode:\n")
     variants = list(results[0]["variants"])
     print("| config | phase | GFLOP per call | " + " | ".join(f"{v}: GFLOP/s (fraction)" for v in variants) + " |")
@@ -137,7 +137,8 @@ def report(bench, args, results: list[dict], flops: dict[str, dict[str, int]], p
                     continue
                 gflops = f[key] / statistics.median(ts) / 1e9
                 cells.append(f"{gflops:.1f} ({gflops / fp32_conv:.0%})")
-            print(f"| {r['config']} | {key} | {f[key] / 1e9:.2f} | " + " | ".join(cells) + " |")
+            if any(c != "-" for c in cells):
+                print(f"| {r['config']} | {key} | {f[key] / 1e9:.2f} | " + " | ".join(cells) + " |")
 
 
 def run(bench, args, device, variants) -> int:

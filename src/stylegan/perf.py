@@ -43,7 +43,7 @@ from .ops.settings import MODCONV_POLICIES, OpSettings, op_settings, set_op_sett
 
 
 def get_fast_paths() -> dict[str, bool]:
-    """Current state of the op-level fast paths (upfirdn2d, demod, bias_act) in this context."""
+    """Current state of the op-level fast paths (upfirdn2d, demod, bias_act, effnet) in this context."""
     s = op_settings()
     return {k: getattr(s, k) for k in OpSettings.fast_path_names()}
 
