@@ -420,3 +420,17 @@ def test_effnet_fast_features_match_reference_values_and_input_gradients(one_thr
     (g_fast,) = torch.autograd.grad(folded.run(x.contiguous(memory_format=torch.channels_last)).pooled.square().sum(), [x])
     torch.testing.assert_close(g_fast, g_ref, atol=1e-4, rtol=1e-3)
     assert all(not isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+
+
+def test_metrics_loader_processes_only_with_spare_cores(monkeypatch):
+    import os
+
+    from stylegan.metrics.features import MetricOptions, loader_workers
+
+    opts = MetricOptions(device="cpu", batch=8, num_workers=2, progress=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert loader_workers(opts, 1000) == 0  # 2 detector threads on 2 cores: no room for loaders
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert loader_workers(opts, 1000) == 2
+    assert loader_workers(opts, 20) == 0  # a few batches: not worth starting processes
