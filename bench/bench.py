@@ -4,6 +4,8 @@
     python bench/bench.py                                  # S32, S64, S256 on CPU, optimized
     python bench/bench.py --configs S64 --compare          # before vs after, interleaved
     python bench/bench.py --configs S64 --channels-last --compile --json out.json
+    python bench/bench.py --official ~/src/stylegan3 --threads 2   # vs NVIDIA's code (side_by_side.py)
+    python bench/bench.py --roofline --compare --retain-malloc     # fraction of the machine's peak
 
 Measures, per config:
 - gen: G(z) under no_grad with noise_mode='const', batch 16 and batch 1 (img/s = batch / time);
@@ -178,9 +180,12 @@ class Trainer:
         return {"Gmain": self.Gmain, "Greg": self.Greg, "Dmain": self.Dmain, "Dreg": self.Dreg, "ema": self.ema}
 
     def amortised(self, t: dict[str, float]) -> float:
-        """Seconds per training step with R1 every r1_interval and PL every pl_interval steps."""
-        return (t["Gmain"] + t["Dmain"] + t["ema"] + t["Greg"] / self.loss.pl_interval
-                + t["Dreg"] / self.loss.r1_interval)
+        return amortised_step(self.loss, t)
+
+
+def amortised_step(loss, t: dict[str, float]) -> float:
+    """Seconds per training step of the lazy schedule: PL every pl_interval, R1 every r1_interval steps."""
+    return t["Gmain"] + t["Dmain"] + t["ema"] + t["Greg"] / loss.pl_interval + t["Dreg"] / loss.r1_interval
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,6 +312,28 @@ def bench_config(name, args, device, variants):
             if isinstance(m, perf.CompiledModule) and m.compile_failed:
                 result["variants"][v.name]["compile_failed"] = m.compile_failed
     return result
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def markdown_header(threads: int, allocator: str) -> str:
+    """The conditions every benchmark table in docs/performance.md carries."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    return (f"| CPU | cores | torch | threads | allocator | date (UTC) | load (1/5/15 min) |\n|---|---|---|---|---|---|---|\n"
+            f"| {cpu_model()} | {os.cpu_count()} | {torch.__version__} | {threads} | {allocator} | "
+            f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} | {' / '.join(f'{x:.2f}' for x in load)} |")
+
 
 
 def header(args, device) -> dict:
@@ -440,6 +467,17 @@ def parse_args(argv=None):
     ap.add_argument("--env-sweep", default=None,
                     help=f"comma list of allocator settings to compare in child processes: {', '.join(ENVS)}")
     ap.add_argument("--sweep-rounds", type=int, default=2, help="rounds over all --env-sweep settings")
+    ap.add_argument("--roofline", action="store_true",
+                    help="this machine's fp32/bf16 conv and matmul GFLOP/s, and each phase's fraction of it "
+                         "(bench/roofline.py); with --compare: before and after in the same run")
+    ap.add_argument("--official", default=None, metavar="PATH",
+                    help="side by side with NVIDIA's code from this checkout of NVlabs/stylegan3 or "
+                         "stylegan2-ada-pytorch (bench/side_by_side.py): one process each, interleaved")
+    ap.add_argument("--allocator", default="glibc-nommap", choices=sorted(ENVS),
+                    help="--official: allocator environment of both processes (default: glibc keeps freed "
+                         "memory, by GLIBC_TUNABLES, the same mechanism for both)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                    help="--official: precision of ours (stylegan.nn.precision_scope); the official runs fp32")
     args = ap.parse_args(argv)
     args.env_sweep = [e.strip() for e in args.env_sweep.split(",")] if args.env_sweep else None
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
@@ -454,6 +492,10 @@ def main(argv=None):
     args = parse_args(argv)
     if args.env_sweep:
         return env_sweep(args, argv)
+    if args.official:
+        import side_by_side
+
+        return side_by_side.run(args, args.allocator, ENVS)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -461,6 +503,7 @@ def main(argv=None):
     if args.retain_malloc and not perf.retain_malloc():
         print("# --retain-malloc: not glibc, ignored")
     info = header(args, device)
+    print(markdown_header(torch.get_num_threads(), str(info["allocator"])))
     print("# stylegan bench")
     for k, v in info.items():
         print(f"# {k}: {v}")
@@ -482,6 +525,10 @@ def main(argv=None):
         variants = [presets["before"]]
     else:
         variants = [presets["before"], presets["after"]] if args.compare else [presets["after"]]
+    if args.roofline:
+        import roofline
+
+        return roofline.run(sys.modules[__name__], args, device, variants)
     results = []
     for name in args.configs:
         results.append(bench_config(name, args, device, variants))

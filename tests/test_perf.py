@@ -187,7 +187,8 @@ def test_switches_are_local_to_the_thread_that_sets_them():
         inside.set()
         release.wait(5)
     t.join()
-    assert seen == {"paths": {"upfirdn2d": True, "demod": True, "bias_act": True}, "policy": "auto", "eager": False}
+    assert seen == {"paths": {"upfirdn2d": True, "demod": True, "bias_act": True, "effnet": True}, "policy": "auto",
+                    "eager": False}
     assert perf.get_modconv_policy() == "auto" and all(perf.get_fast_paths().values())
 
 
@@ -358,21 +359,6 @@ def test_torch_compile_forward_matches_and_r1_runs_eager():
 # --------------------------------------------------------------------------------- precision, malloc
 
 
-def test_amp_policy_and_autocast_helpers():
-    cpu = perf.amp_policy("cpu")
-    assert cpu.dtype == torch.float32 and not cpu.autocast and cpu.num_fp16_res == 0
-    with perf.autocast(cpu):
-        assert not torch.is_autocast_enabled("cpu")
-    cuda16 = perf.amp_policy("cuda", "fp16")
-    assert cuda16.dtype == torch.float16 and cuda16.num_fp16_res == 4 and cuda16.conv_clamp == 256
-    assert perf.amp_policy("cuda", "bf16").dtype == torch.bfloat16
-    assert perf.amp_policy("cuda", "auto").dtype in (torch.float16, torch.bfloat16)
-    with perf.autocast(perf.amp_policy("cpu", "bf16")):
-        assert torch.is_autocast_enabled("cpu")
-    with pytest.raises(ValueError, match="precision"):
-        perf.amp_policy("cpu", "fp8")
-
-
 def test_allocator_info_names_the_allocator(monkeypatch):
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=1000000")
     info = perf.allocator_info()
@@ -411,3 +397,40 @@ def test_cpu_training_process_retains_malloc_unless_told_not_to(retain):
     glibc = subprocess.run([sys.executable, "-c", "from stylegan import perf; print(perf.retain_malloc(False))"],
                            capture_output=True, text=True, timeout=120).stdout.strip() == "True"
     assert ("M_MMAP_MAX=0" in out.stdout) == (retain and glibc)
+
+
+# ------------------------------------------------------------------------- metrics' EfficientNet
+
+
+def test_effnet_fast_features_match_reference_values_and_input_gradients(one_thread):
+    from stylegan.metrics.effnet import EffNetFeatureDetector, fold_batchnorm, load_effnet_lite0, normalize_uint8
+
+    det = EffNetFeatureDetector(load_effnet_lite0())
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)  # 6: chunks of 4 and 2
+    with perf.fast_paths(False):
+        ref, ref_p = det(images), det.probabilities(images)
+    fast, fast_p = det(images), det.probabilities(images)
+    assert det._fast is not None  # the fast form really ran
+    torch.testing.assert_close(fast, ref, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fast_p, ref_p, atol=1e-5, rtol=1e-4)
+    # the folded network is the same differentiable function of its input (values and gradients)
+    x = normalize_uint8(images[:2], size=64).requires_grad_(True)
+    folded = fold_batchnorm(det.net)
+    (g_ref,) = torch.autograd.grad(det.net.run(x).pooled.square().sum(), [x])
+    (g_fast,) = torch.autograd.grad(folded.run(x.contiguous(memory_format=torch.channels_last)).pooled.square().sum(), [x])
+    torch.testing.assert_close(g_fast, g_ref, atol=1e-4, rtol=1e-3)
+    assert all(not isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+
+
+def test_metrics_loader_processes_only_with_spare_cores(monkeypatch):
+    import os
+
+    from stylegan.metrics.features import MetricOptions, loader_workers
+
+    opts = MetricOptions(device="cpu", batch=8, num_workers=2, progress=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert loader_workers(opts, 1000) == 0  # 2 detector threads on 2 cores: no room for loaders
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert loader_workers(opts, 1000) == 2
+    assert loader_workers(opts, 20) == 0  # a few batches: not worth starting processes

@@ -1,5 +1,5 @@
 """Performance switches without custom kernels: fast-path toggles, modconv policy, channels_last,
-torch.compile with an eager fallback, mixed-precision policy, allocator report.
+torch.compile with an eager fallback, precision (re-exported from stylegan.nn.precision), allocator report.
 
 Every switch selects between two evaluations of the same function, and the plain one stays
 available beside the fast one. The switches are context-local (`contextvars`, see
@@ -16,7 +16,8 @@ gradients, which R1 and path-length regularization need):
 - `maybe_compile(module, enabled, mode)`: torch.compile, falling back to eager with a warning
   when compilation fails. aot_autograd cannot differentiate twice, so run R1 / path-length
   phases inside `with eager():` (the wrapper then calls the original module).
-- `amp_policy(device)` / `autocast(device, policy)`: which reduced precision to use on CUDA.
+- `precision_scope(Precision("bf16"))`: 16 bits in the highest resolutions of G and D, as the official
+  scheme (`stylegan.nn.precision`); `precision_problem(p, device)` says when the hardware would emulate it.
 - `retain_malloc()`: glibc keeps freed memory for reuse instead of unmapping it (large speedups for
   big batches on CPU); `allocator_info()`: the malloc configuration of this process.
 
@@ -28,12 +29,13 @@ import contextlib
 import os
 import warnings
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
+from .nn.precision import Precision, precision_problem, precision_scope
 from .ops.settings import MODCONV_POLICIES, OpSettings, op_settings, set_op_settings, use_op_settings
 
 # ---------------------------------------------------------------------------------------------
@@ -41,7 +43,7 @@ from .ops.settings import MODCONV_POLICIES, OpSettings, op_settings, set_op_sett
 
 
 def get_fast_paths() -> dict[str, bool]:
-    """Current state of the op-level fast paths (upfirdn2d, demod, bias_act) in this context."""
+    """Current state of the op-level fast paths (upfirdn2d, demod, bias_act, effnet) in this context."""
     s = op_settings()
     return {k: getattr(s, k) for k in OpSettings.fast_path_names()}
 
@@ -212,56 +214,6 @@ def maybe_compile(module: nn.Module, enabled: bool = True, mode: str | None = No
 
 
 # ---------------------------------------------------------------------------------------------
-# Mixed precision policy (CUDA)
-
-
-@dataclass(frozen=True)
-class AmpPolicy:
-    """Which reduced precision to use where.
-
-    dtype: torch.bfloat16, torch.float16 or torch.float32 (no reduced precision).
-    num_fp16_res / conv_clamp: the StyleGAN2-ADA scheme (fp16 in the highest resolutions with
-    activations clamped to +-256) for `GeneratorConfig` / `DiscriminatorConfig`; it applies on
-    CUDA only (the networks run fp32 elsewhere).
-    autocast: whether to wrap inference (generation, metrics) in torch.autocast(dtype).
-    """
-
-    device_type: str
-    dtype: torch.dtype
-    num_fp16_res: int
-    conv_clamp: float | None
-    autocast: bool
-
-
-def amp_policy(device: torch.device | str, mode: str = "auto") -> AmpPolicy:
-    """Mixed precision for `device`: "auto", "fp32", "fp16" or "bf16".
-
-    auto: on CUDA, training uses the official per-block fp16 (4 highest resolutions, clamp 256),
-    inference autocasts to bf16 where the GPU supports it (Ampere+, no overflow risk in the
-    modulated weights) and to fp16 otherwise; everything else (CPU, MPS) stays fp32 - on CPU bf16
-    autocast only pays off with AMX/AVX512-BF16, and these networks were measured in fp32 only.
-    """
-    device = torch.device(device)
-    if mode not in ("auto", "fp32", "fp16", "bf16"):
-        raise ValueError(f"precision mode must be auto, fp32, fp16 or bf16, got {mode!r}")
-    cuda = device.type == "cuda"
-    if mode == "fp32" or (mode == "auto" and not cuda):
-        return AmpPolicy(device.type, torch.float32, 0, None, False)
-    if mode == "auto":
-        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        mode = "bf16" if bf16 else "fp16"
-    dtype = torch.bfloat16 if mode == "bf16" else torch.float16
-    return AmpPolicy(device.type, dtype, 4 if cuda else 0, 256.0 if cuda else None, True)
-
-
-def autocast(policy: AmpPolicy) -> contextlib.AbstractContextManager:
-    """torch.autocast for `policy`, or a no-op context when it asks for fp32."""
-    if not policy.autocast or policy.dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=policy.device_type, dtype=policy.dtype)
-
-
-# ---------------------------------------------------------------------------------------------
 # Allocator
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters (malloc.h)
@@ -324,7 +276,8 @@ def allocator_info() -> dict[str, str]:
 
 
 __all__ = [
-    "AmpPolicy", "CompiledModule", "MODCONV_POLICIES", "allocator_info", "amp_policy", "autocast", "retain_malloc",
+    "CompiledModule", "MODCONV_POLICIES", "Precision", "allocator_info", "precision_problem", "precision_scope",
+    "retain_malloc",
     "eager", "eager_forced", "fast_paths", "get_fast_paths", "get_modconv_policy", "maybe_compile",
     "modconv_policy", "reference_mode", "set_channels_last", "set_fast_paths", "set_modconv_policy",
     "unwrap",

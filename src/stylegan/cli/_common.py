@@ -40,3 +40,23 @@ def load_network(path: str, device: torch.device, which: str | None = None):
 
 device_option = click.option("--device", default="auto", show_default=True,
                              help="cpu, cuda, cuda:N, mps, or auto.")
+
+
+precision_option = click.option(
+    "--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+    help="bf16/fp16 in the highest resolutions (StyleGAN2 networks; fast only on GPUs and CPUs with "
+         "AVX512-BF16/AMX).")
+
+
+def use_precision(G, name: str, device: torch.device):
+    """The precision scope for a generation command; says so when the device would emulate it."""
+    from ..nn.precision import precision_problem
+    from ..synth.sample import precision_context
+
+    problem = precision_problem(name, device)
+    if problem:
+        click.echo(f"warning: {problem}", err=True)
+    try:
+        return precision_context(G, name, device, warn=False)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ._common import device_option, load_network, resolve_device
+from ._common import device_option, load_network, precision_option, resolve_device, use_precision
 
 KINDS = ("noise-variation", "noise-layers", "truncation", "uncurated")
 DEFAULT_SEEDS = {"noise-variation": "0-2", "noise-layers": "0-3", "truncation": "0-5", "uncurated": "0-23"}
@@ -79,8 +79,9 @@ def _single(values: list, what: str, kind: str):
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--outdir", default="out", show_default=True, type=click.Path(file_okay=False))
 @device_option
+@precision_option
 def command(network_path, kind, seeds, psi_spec, cutoff_spec, samples, std_scale, crop, noise_seed, noise_mode,
-            cols, class_idx, batch, outdir, device):
+            cols, class_idx, batch, outdir, device, precision):
     """Write one of the papers' figures as OUTDIR/<kind>.png."""
     from ..io.images import save_image
     from ..synth import figures as fig
@@ -97,32 +98,33 @@ def command(network_path, kind, seeds, psi_spec, cutoff_spec, samples, std_scale
     outdir = Path(outdir)
     written = []
     try:
-        if kind == "truncation":
-            for cutoff in cutoffs:
-                img = fig.truncation_figure(G, seed_list, psis or fig.DEFAULT_PSIS, cutoff=cutoff,
-                                            noise_mode=noise_mode, class_idx=class_idx, device=dev, batch=batch)
-                name = "truncation.png" if cutoff is None else f"truncation-cutoff{cutoff}.png"
-                written.append(save_image(img, outdir / name))
-        else:
-            psi = _single(psis, "psi", kind) if psis else 1.0
-            cutoff = _single(cutoffs, "cutoff", kind)
-            if kind == "uncurated":
-                img = fig.uncurated_figure(G, seed_list, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
-                                           class_idx=class_idx, cols=cols, device=dev, batch=batch)
-            elif kind == "noise-layers":
-                img = fig.noise_layers_figure(G, seed_list, psi=psi, cutoff=cutoff, class_idx=class_idx,
-                                              noise_seed=noise_seed, device=dev, batch=batch)
+        with use_precision(G, precision, dev):
+            if kind == "truncation":
+                for cutoff in cutoffs:
+                    img = fig.truncation_figure(G, seed_list, psis or fig.DEFAULT_PSIS, cutoff=cutoff,
+                                                noise_mode=noise_mode, class_idx=class_idx, device=dev, batch=batch)
+                    name = "truncation.png" if cutoff is None else f"truncation-cutoff{cutoff}.png"
+                    written.append(save_image(img, outdir / name))
             else:
-                scale = None if std_scale.strip().lower() == "max" else _float(std_scale, "--std-scale")
-                box = fig.DEFAULT_CROP if crop is None else _crop(crop)
-                maps: list = []
-                img = fig.noise_variation_figure(G, seed_list, num_samples=samples, psi=psi, cutoff=cutoff,
-                                                 class_idx=class_idx, crop=box, std_scale=scale,
-                                                 noise_seed=noise_seed, device=dev, batch=batch, std_maps=maps)
-                for s, m in zip(seed_list, maps):
-                    written.append(save_image(fig.std_map_to_uint8(m, None)[:, :, None],
-                                              outdir / f"noise-std-seed{s:04d}.png"))
-            written.insert(0, save_image(img, outdir / f"{kind}.png"))
+                psi = _single(psis, "psi", kind) if psis else 1.0
+                cutoff = _single(cutoffs, "cutoff", kind)
+                if kind == "uncurated":
+                    img = fig.uncurated_figure(G, seed_list, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
+                                               class_idx=class_idx, cols=cols, device=dev, batch=batch)
+                elif kind == "noise-layers":
+                    img = fig.noise_layers_figure(G, seed_list, psi=psi, cutoff=cutoff, class_idx=class_idx,
+                                                  noise_seed=noise_seed, device=dev, batch=batch)
+                else:
+                    scale = None if std_scale.strip().lower() == "max" else _float(std_scale, "--std-scale")
+                    box = fig.DEFAULT_CROP if crop is None else _crop(crop)
+                    maps: list = []
+                    img = fig.noise_variation_figure(G, seed_list, num_samples=samples, psi=psi, cutoff=cutoff,
+                                                     class_idx=class_idx, crop=box, std_scale=scale,
+                                                     noise_seed=noise_seed, device=dev, batch=batch, std_maps=maps)
+                    for s, m in zip(seed_list, maps):
+                        written.append(save_image(fig.std_map_to_uint8(m, None)[:, :, None],
+                                                  outdir / f"noise-std-seed{s:04d}.png"))
+                written.insert(0, save_image(img, outdir / f"{kind}.png"))
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     for p in written:

@@ -7,7 +7,7 @@ import click
 import numpy as np
 import torch
 
-from ._common import device_option, load_network, resolve_device
+from ._common import device_option, load_network, precision_option, resolve_device, use_precision
 
 
 @click.command("generate")
@@ -22,14 +22,29 @@ from ._common import device_option, load_network, resolve_device
 @click.option("--batch", type=int, default=16, show_default=True)
 @click.option("--outdir", required=True, type=click.Path(file_okay=False), help="Where to write PNGs.")
 @device_option
-def command(network_path, seeds, psi, cutoff, noise_mode, class_idx, projected_w, grid, batch, outdir, device):
+@precision_option
+def command(network_path, seeds, psi, cutoff, noise_mode, class_idx, projected_w, grid, batch, outdir, device,
+            precision):
     """Generate images: one PNG per seed (seedNNNN.png), or per w in --projected-w."""
     from ..io.images import make_grid, save_image, to_uint8
-    from ..synth.sample import generate, parse_range
 
     dev = resolve_device(device)
     G = load_network(network_path, dev)
     outdir = Path(outdir)
+    with use_precision(G, precision, dev):
+        images, names = _images(G, seeds, psi, cutoff, noise_mode, class_idx, projected_w, batch, dev)
+    arrays = to_uint8(images).numpy()
+    for a, name in zip(arrays, names):
+        save_image(a, outdir / name)
+    if grid:
+        save_image(make_grid(arrays), outdir / "grid.png")
+    click.echo(f"wrote {len(names)} image(s) of {G.img_resolution}x{G.img_resolution} to {outdir}")
+
+
+def _images(G, seeds, psi, cutoff, noise_mode, class_idx, projected_w, batch, dev):
+    """([N, C, H, W] images, file names) from --seeds or --projected-w."""
+    from ..synth.sample import generate, parse_range
+
     if projected_w:
         if seeds:
             raise click.ClickException("--seeds and --projected-w are exclusive")
@@ -44,12 +59,7 @@ def command(network_path, seeds, psi, cutoff, noise_mode, class_idx, projected_w
         except ValueError as e:
             raise click.ClickException(str(e)) from None
         names = [f"seed{s:04d}.png" for s in seed_list]
-    arrays = to_uint8(images).numpy()
-    for a, name in zip(arrays, names):
-        save_image(a, outdir / name)
-    if grid:
-        save_image(make_grid(arrays), outdir / "grid.png")
-    click.echo(f"wrote {len(names)} image(s) of {G.img_resolution}x{G.img_resolution} to {outdir}")
+    return images, names
 
 
 def _from_projected_w(G, path: str, noise_mode: str, device: torch.device):

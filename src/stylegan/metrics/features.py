@@ -276,6 +276,18 @@ def progress_bar(iterable, enabled: bool, desc: str, total: Optional[int] = None
     return tqdm(iterable, desc=desc, total=total, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
+def loader_workers(opts: MetricOptions, n: int) -> int:
+    """Data-loader processes for reading `n` reals: opts.num_workers, or 0 when they would only
+    compete with the detector for cores. On a CPU device whose intra-op threads already cover the
+    cores (2 threads on 2 cores), two more processes made feature extraction up to 2x slower under
+    load and never faster (docs/performance.md, "Metrics"); tiny datasets never need them."""
+    if n <= 4 * opts.batch:
+        return 0
+    if opts.device.type == "cpu" and (os.cpu_count() or 1) <= torch.get_num_threads() + opts.num_workers:
+        return 0
+    return opts.num_workers
+
+
 def compute_dataset_features(
     opts: MetricOptions,
     extractor: Extractor,
@@ -309,7 +321,7 @@ def compute_dataset_features(
 
     stats = FeatureStats(capture_all=capture_all, capture_mean_cov=capture_mean_cov, max_items=n)
     indices = [i % n for i in rank_indices(n, opts)]
-    workers = opts.num_workers if n > 4 * opts.batch else 0
+    workers = loader_workers(opts, n)
     loader = torch.utils.data.DataLoader(dataset, batch_size=opts.batch, sampler=indices, num_workers=workers)
     for images, _labels in progress_bar(loader, opts.progress and opts.is_leader, f"{extractor.id.split(':')[0]} reals", len(loader)):
         images = torch.as_tensor(images)

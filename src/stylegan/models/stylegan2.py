@@ -5,7 +5,8 @@ Generator architectures (Table 2 / Fig. 7): 'orig' (plain conv stack, ToRGB only
 sqrt(0.5)). Discriminator: 'orig', 'skip' (downsampled image fed to every block), 'resnet'.
 
 Mixed precision: blocks in the `num_fp16_res` highest resolutions run in fp16 on CUDA, with
-`conv_clamp` bounding activations; on other devices everything runs in fp32.
+`conv_clamp` bounding activations; on other devices everything runs in fp32. Inside a
+`stylegan.nn.precision_scope` the scope's `Precision` decides instead, at call time.
 """
 from __future__ import annotations
 
@@ -16,20 +17,12 @@ import torch
 from torch import nn
 
 from ..nn import Conv2d, FullyConnected, MinibatchStd, ModulatedConv2d, NoiseMode, ToRGB
+from ..nn.precision import block_dtype, lowest_low_precision_resolution
 from ..ops import downsample2d, setup_filter, upsample2d
 from .config import DiscriminatorConfig, GeneratorConfig
 from .mapping import MappingNetwork
 
 SQRT_HALF = math.sqrt(0.5)
-
-
-def _fp16_resolution(img_resolution: int, num_fp16_res: int) -> int:
-    """Lowest resolution that runs in fp16 (never below 8)."""
-    return max(2 ** (int(np.log2(img_resolution)) + 1 - num_fp16_res), 8)
-
-
-def _block_dtype(use_fp16: bool, device: torch.device, force_fp32: bool) -> torch.dtype:
-    return torch.float16 if use_fp16 and device.type == "cuda" and not force_fp32 else torch.float32
 
 
 class SynthesisBlock(nn.Module):
@@ -41,10 +34,10 @@ class SynthesisBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int,
                  img_channels: int, is_last: bool, *, architecture: str, resample_filter, conv_clamp,
-                 use_fp16: bool, use_noise: bool):
+                 use_fp16: bool, use_noise: bool, img_resolution: int):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.resolution, self.is_last = resolution, is_last
+        self.resolution, self.is_last, self.img_resolution = resolution, is_last, img_resolution
         self.architecture, self.use_fp16 = architecture, use_fp16
         self.memory_format = torch.preserve_format  # or channels_last: `stylegan.perf.set_channels_last`
         self.register_buffer("resample_filter", setup_filter(resample_filter))
@@ -68,7 +61,7 @@ class SynthesisBlock(nn.Module):
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, *,
                 noise_mode: NoiseMode = "random", fused: bool | str = True, force_fp32: bool = False):
         w_iter = iter(ws.unbind(dim=1))
-        dtype = _block_dtype(self.use_fp16, ws.device, force_fp32)
+        dtype = block_dtype(self.resolution, self.img_resolution, self.use_fp16, ws.device, force_fp32)
         if self.in_channels == 0:
             x = self.const.to(dtype).unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
             x = self.conv1(x.to(memory_format=self.memory_format), next(w_iter), noise_mode, fused)
@@ -98,14 +91,14 @@ class SynthesisNetwork(nn.Module):
         self.cfg = cfg
         self.w_dim, self.img_resolution, self.img_channels = cfg.w_dim, cfg.img_resolution, cfg.img_channels
         self.block_resolutions = [2 ** i for i in range(2, int(np.log2(cfg.img_resolution)) + 1)]
-        fp16_res = _fp16_resolution(cfg.img_resolution, cfg.num_fp16_res)
+        fp16_res = lowest_low_precision_resolution(cfg.img_resolution, cfg.num_fp16_res)
         self.num_ws = 0
         for res in self.block_resolutions:
             block = SynthesisBlock(
                 cfg.channels(res // 2) if res > 4 else 0, cfg.channels(res), cfg.w_dim, res,
                 cfg.img_channels, res == cfg.img_resolution, architecture=cfg.architecture,
                 resample_filter=cfg.resample_filter, conv_clamp=cfg.conv_clamp,
-                use_fp16=cfg.num_fp16_res > 0 and res >= fp16_res, use_noise=cfg.use_noise)
+                use_fp16=res >= fp16_res, use_noise=cfg.use_noise, img_resolution=cfg.img_resolution)
             self.num_ws += block.num_conv + (block.num_torgb if res == cfg.img_resolution else 0)
             setattr(self, f"b{res}", block)
         assert self.num_ws == cfg.num_ws
@@ -151,9 +144,10 @@ class DiscriminatorBlock(nn.Module):
     """One resolution of the StyleGAN2 discriminator: [fromRGB] -> conv -> conv (2x down) [+ skip]."""
 
     def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, resolution: int,
-                 img_channels: int, *, architecture: str, resample_filter, conv_clamp, use_fp16: bool):
+                 img_channels: int, *, architecture: str, resample_filter, conv_clamp, use_fp16: bool,
+                 img_resolution: int):
         super().__init__()
-        self.in_channels, self.resolution = in_channels, resolution
+        self.in_channels, self.resolution, self.img_resolution = in_channels, resolution, img_resolution
         self.architecture, self.use_fp16 = architecture, use_fp16
         self.memory_format = torch.preserve_format  # or channels_last: `stylegan.perf.set_channels_last`
         self.register_buffer("resample_filter", setup_filter(resample_filter))
@@ -169,7 +163,7 @@ class DiscriminatorBlock(nn.Module):
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False):
         """x: [N, Cin, R, R] or None; img: [N, C_img, R, R] or None -> (x [N, Cout, R/2, R/2], img)."""
         dev = (x if x is not None else img).device
-        dtype = _block_dtype(self.use_fp16, dev, force_fp32)
+        dtype = block_dtype(self.resolution, self.img_resolution, self.use_fp16, dev, force_fp32)
         if x is not None:
             x = x.to(dtype=dtype, memory_format=self.memory_format)
         if self.in_channels == 0 or self.architecture == "skip":
@@ -217,14 +211,14 @@ class Discriminator(nn.Module):
         self.c_dim, self.img_resolution, self.img_channels = cfg.c_dim, cfg.img_resolution, cfg.img_channels
         log2 = int(np.log2(cfg.img_resolution))
         self.block_resolutions = [2 ** i for i in range(log2, 2, -1)]
-        fp16_res = _fp16_resolution(cfg.img_resolution, cfg.num_fp16_res)
+        fp16_res = lowest_low_precision_resolution(cfg.img_resolution, cfg.num_fp16_res)
         cmap_dim = 0 if cfg.c_dim == 0 else (cfg.cmap_dim or cfg.channels(4))
         for res in self.block_resolutions:
             block = DiscriminatorBlock(
                 cfg.channels(res) if res < cfg.img_resolution else 0, cfg.channels(res),
                 cfg.channels(res // 2), res, cfg.img_channels, architecture=cfg.architecture,
                 resample_filter=cfg.resample_filter, conv_clamp=cfg.conv_clamp,
-                use_fp16=cfg.num_fp16_res > 0 and res >= fp16_res)
+                use_fp16=res >= fp16_res, img_resolution=cfg.img_resolution)
             setattr(self, f"b{res}", block)
         if cfg.c_dim > 0:
             self.mapping = MappingNetwork(0, cfg.c_dim, cmap_dim, None, cfg.mapping)

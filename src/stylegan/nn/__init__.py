@@ -1,6 +1,8 @@
 """Layers with equalized learning rate, named like the papers."""
 from .layers import (NOISE_MODES, Conv2d, FullyConnected, MinibatchStd, ModulatedConv2d, NoiseInput,
                      NoiseMode, ToRGB)
+from .precision import PRECISIONS, Precision, current_precision, precision_problem, precision_scope
 
 __all__ = ["NOISE_MODES", "Conv2d", "FullyConnected", "MinibatchStd", "ModulatedConv2d", "NoiseInput",
-           "NoiseMode", "ToRGB"]
+           "NoiseMode", "PRECISIONS", "Precision", "ToRGB", "current_precision", "precision_problem",
+           "precision_scope"]

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..ops import DEFAULT_GAIN, bias_act, conv2d_resample, modulated_conv2d, setup_filter
+from .precision import layer_clamp
 
 NoiseMode = Literal["random", "const", "none"]
 NOISE_MODES = ("random", "const", "none")
@@ -79,7 +80,8 @@ class Conv2d(nn.Module):
         b = None if self.bias is None else self.bias.to(x.dtype) * self.bias_gain
         x = conv2d_resample(x, w.to(x.dtype), self.resample_filter, up=self.up, down=self.down,
                             padding=self.padding, flip_weight=(self.up == 1))
-        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
+        conv_clamp = layer_clamp(self.conv_clamp, x.dtype)
+        clamp = None if conv_clamp is None else conv_clamp * gain
         return bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
     def extra_repr(self) -> str:
@@ -172,7 +174,8 @@ class ModulatedConv2d(nn.Module):
                              resample_filter=self.resample_filter, flip_weight=(self.up == 1), fused=fused)
         if self.noise is not None:
             x = self.noise(x, noise_mode)
-        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
+        conv_clamp = layer_clamp(self.conv_clamp, x.dtype)
+        clamp = None if conv_clamp is None else conv_clamp * gain
         return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
 
@@ -191,4 +194,4 @@ class ToRGB(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool | str = True) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
-        return bias_act(x, self.bias, clamp=self.conv_clamp)
+        return bias_act(x, self.bias, clamp=layer_clamp(self.conv_clamp, x.dtype))

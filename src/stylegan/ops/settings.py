@@ -28,6 +28,7 @@ class OpSettings:
     upfirdn2d: bool = True  # polyphase / strided depthwise convs instead of zero insertion + decimation
     demod: bool = True  # demodulation coefficients by a [N, I] x [I, O] matmul, not a [N, O, I, k, k] tensor
     bias_act: bool = True  # one autograd node for bias + activation + gain + clamp
+    effnet: bool = True  # metrics' EfficientNet features: BatchNorm folded, channels_last, CPU chunks of 4
     modconv: ModconvPolicy = "auto"  # how modulated_conv2d(fused="auto") decides (ops.conv.choose_fused)
 
     def __post_init__(self) -> None:

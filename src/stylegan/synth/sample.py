@@ -5,13 +5,16 @@ Latents come from `np.random.RandomState(seed).randn(z_dim)`, the convention of 
 """
 from __future__ import annotations
 
+import contextlib
 import re
+import warnings
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 
 from ..nn import NoiseMode
+from ..nn.precision import PrecisionLike, as_precision, precision_problem, precision_scope
 
 
 def parse_range(spec: str | Sequence[int]) -> list[int]:
@@ -59,16 +62,42 @@ def class_labels(G, n: int, class_idx: int | None, device: torch.device | str = 
     return c
 
 
+def precision_context(G, precision: PrecisionLike, device: torch.device | str | None = None, *,
+                      warn: bool = True) -> contextlib.AbstractContextManager:
+    """`precision_scope(precision)` for running G; None keeps the precision already in force.
+
+    Only StyleGAN2 blocks read the scope, so a 16-bit request for another network is an error
+    rather than a silent fp32 run. With `warn`, a device that would emulate the dtype (a CPU
+    without bf16 instructions) gets a RuntimeWarning saying so.
+    """
+    from ..models.stylegan2 import SynthesisNetwork
+
+    p = as_precision(precision)
+    if p is None:
+        return contextlib.nullcontext()
+    if p.dtype != "fp32" and not isinstance(getattr(G, "synthesis", G), SynthesisNetwork):
+        raise ValueError(f"precision {p.dtype!r} applies to StyleGAN2 networks only; this one runs in fp32")
+    problem = precision_problem(p, device if device is not None else next(G.parameters()).device)
+    if warn and problem:
+        warnings.warn(problem, RuntimeWarning, stacklevel=3)
+    return precision_scope(p)
+
+
 @torch.no_grad()
 def generate(G, seeds: Sequence[int], *, psi: float = 1.0, cutoff: int | None = None,
              noise_mode: NoiseMode = "const", class_idx: int | None = None, batch: int = 16,
-             device: torch.device | str | None = None) -> torch.Tensor:
-    """Images for `seeds`: [len(seeds), C, H, W] float in about [-1, 1] on the CPU."""
+             device: torch.device | str | None = None, precision: PrecisionLike = None) -> torch.Tensor:
+    """Images for `seeds`: [len(seeds), C, H, W] float in about [-1, 1] on the CPU.
+
+    precision: 'fp32', 'bf16', 'fp16' or a `stylegan.nn.Precision` (16 bits in the highest
+    resolutions, see stylegan.nn.precision); None keeps the current `precision_scope`.
+    """
     device = torch.device(device) if device is not None else next(G.parameters()).device
     out = []
-    for i in range(0, len(seeds), batch):
-        chunk = list(seeds[i:i + batch])
-        z = z_from_seeds(chunk, G.z_dim, device)
-        c = class_labels(G, len(chunk), class_idx, device)
-        out.append(G(z, c, psi=psi, cutoff=cutoff, noise_mode=noise_mode).cpu())
+    with precision_context(G, precision, device):
+        for i in range(0, len(seeds), batch):
+            chunk = list(seeds[i:i + batch])
+            z = z_from_seeds(chunk, G.z_dim, device)
+            c = class_labels(G, len(chunk), class_idx, device)
+            out.append(G(z, c, psi=psi, cutoff=cutoff, noise_mode=noise_mode).cpu())
     return torch.cat(out)
