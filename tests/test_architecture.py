@@ -18,9 +18,9 @@ PKG = "stylegan"
 # Lower layers first; a module may import its own layer (without circles) and the layers below.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("ops", "util", "device", "distributed", "version"),
-    ("perf",),
     ("nn",),
     ("models",),
+    ("perf",),
     ("io",),
     ("data",),
     ("metrics",),
