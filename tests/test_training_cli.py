@@ -33,6 +33,9 @@ def test_dry_run_prints_resolved_config(data):
     assert (cfg["G"]["architecture"], cfg["D"]["architecture"]) == ("orig", "skip")
     assert cfg["D"]["mbstd_group_size"] == 4  # divides the micro-batch 12
     assert cfg["augment"]["mode"] == "ada"  # the official default
+    assert cfg["precision"] is None  # the networks as constructed
+    r = _run("--data", data, "--cfg", "cpu", "--dry-run", "--precision", "bf16")
+    assert json.loads(r.output)["precision"] == {"dtype": "bf16", "num_low_res": 4, "conv_clamp": 256.0}
 
 
 def test_dry_run_fits_mbstd_and_options(data):
@@ -55,6 +58,7 @@ def test_dry_run_fits_mbstd_and_options(data):
     (["--metrics", "fid_nonsense"], "Unknown metric"),
     (["--augpipe", "xyz"], "augment pipeline"),
     (["--cfg", "sg1-F", "--g-arch", "skip"], "orig"),
+    (["--cfg", "sg1-F", "--precision", "bf16"], "StyleGAN2 networks only"),
 ])
 def test_clear_errors(data, args, message):
     full = ["--cfg", "tiny", "--data", data, "--dry-run"]

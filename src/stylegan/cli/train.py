@@ -67,10 +67,13 @@ def parse_metrics(spec: Optional[str]) -> Optional[tuple[str, ...]]:
 @click.option("--compile", "compile_", is_flag=True,
               help="torch.compile G and D for the main phases (R1 / path length stay eager; falls back to "
                    "eager with a warning). Pays off on GPUs; on CPU +6% after minutes of compiling.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+              help="16-bit (bf16 / fp16) in the 4 highest resolutions of G and D, clamp 256, the rest fp32 "
+                   "(docs/performance.md); default: the preset's networks as constructed.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved TrainingConfig as JSON and exit.")
 def command(outdir, data, cfg_name, gpus, batch, batch_gpu, gamma, kimg, snap, mirror, cond, resume, seed,
             metrics, aug, p, target, augpipe, g_arch, d_arch, map_layers, lr, ema, kimg_per_tick, device,
-            workers, desc, nan_ticks, max_minutes, threads, retain_malloc, compile_, dry_run):
+            workers, desc, nan_ticks, max_minutes, threads, retain_malloc, compile_, precision, dry_run):
     """Train a StyleGAN / StyleGAN2 network (one line per tick; snapshots in the run directory)."""
     from .. import distributed as ddp
     from ..io.serialize import to_dict
@@ -85,7 +88,7 @@ def command(outdir, data, cfg_name, gpus, batch, batch_gpu, gamma, kimg, snap, m
     overrides = Overrides(batch=batch, batch_gpu=batch_gpu, gamma=gamma, kimg=kimg, snap=snap, mirror=mirror,
                           cond=cond, seed=seed, metrics=parse_metrics(metrics), aug=aug, p=p, target=target,
                           augpipe=augpipe, g_arch=g_arch, d_arch=d_arch, map_layers=map_layers, lr=lr, ema=ema,
-                          kimg_per_tick=kimg_per_tick)
+                          kimg_per_tick=kimg_per_tick, precision=precision)
     opts = RunOptions(data=data, outdir=outdir, desc=desc, device=device, gpus=gpus, resume=resume,
                       workers=workers, max_bad_ticks=nan_ticks, max_minutes=max_minutes, threads=threads,
                       retain_malloc=retain_malloc, compile=compile_)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, Optional, Tuple
 
 from ..models.config import DiscriminatorConfig, GeneratorConfig
+from ..nn.precision import Precision
 from .ada import AdaConfig
 
 
@@ -79,6 +80,9 @@ class TrainingConfig:
     seed: int = 0
     metrics: Tuple[str, ...] = ()
     preset: str = ""  # name of the preset this config came from (for the run name and the log)
+    # Low precision in the highest resolutions of G and D (`stylegan.nn.precision`); None: the
+    # networks as constructed (the presets' fp16 blocks on CUDA, fp32 elsewhere).
+    precision: Optional[Precision] = None
 
     def replace(self, **kw) -> "TrainingConfig":
         return replace(self, **kw)

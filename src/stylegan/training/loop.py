@@ -34,6 +34,7 @@ from ..data.stream import DataStream, grid_indices
 from ..io.checkpoint import CheckpointError, load_state_strict
 from ..io.images import make_grid, save_grid, save_image
 from ..io.serialize import to_dict
+from ..nn.precision import precision_scope
 from . import progressive
 from .ada import build_augment
 from .ema import ema_beta, update_ema
@@ -189,9 +190,10 @@ class Trainer:
         plan = self.schedule.plan(st.cur_nimg, st.phase_index)
         self._apply_plan(plan)
         reals = self._reals(plan)
-        for pi, ph in enumerate(self.phases):
-            if st.batch_idx % ph.interval == 0:
-                self._run_phase(pi, ph, plan, reals)
+        with precision_scope(self.cfg.precision):
+            for pi, ph in enumerate(self.phases):
+                if st.batch_idx % ph.interval == 0:
+                    self._run_phase(pi, ph, plan, reals)
         update_ema(self.G_ema, self.G, ema_beta(plan.batch, self.cfg.ema_kimg, st.cur_nimg, self.cfg.ema_rampup))
         st.cur_nimg += plan.batch
         st.batch_idx += 1
@@ -320,7 +322,8 @@ class Trainer:
         for i in range(0, self.grid_z.shape[0], bs):
             z = self.grid_z[i:i + bs].to(self.device)
             c = None if self.grid_c is None else self.grid_c[i:i + bs].to(self.device)
-            imgs.append(self.G_ema(z, c, noise_mode="const").cpu())
+            with precision_scope(self.cfg.precision):
+                imgs.append(self.G_ema(z, c, noise_mode="const").float().cpu())
         cols, rows = self.grid_shape
         save_grid(torch.cat(imgs), path, rows=rows, cols=cols)
 
@@ -385,6 +388,11 @@ class Trainer:
                  f"batch {cfg.batch} (per process {cfg.batch // self.world}), dataset {len(self.dataset)} images")
         if hasattr(self.schedule, "describe"):
             self.log(self.schedule.describe())
+        if cfg.precision is not None:
+            p = cfg.precision
+            self.log(f"precision {p.dtype}: {p.num_low_res} highest resolutions of G and D, clamp {p.conv_clamp}")
+        for note in self.plan.notes:
+            self.log(note)
 
     def _time_is_up(self, deadline: Optional[float]) -> bool:
         """Past --max-minutes on any process (all agree, so all stop at the same minibatch)."""

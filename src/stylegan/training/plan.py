@@ -22,6 +22,7 @@ from ..data.dataset import DatasetError, open_dataset
 from ..device import DeviceUnavailable, resolve_device as _resolve_device
 from ..io.checkpoint import CheckpointError, read_checkpoint
 from ..io.serialize import ConfigError, from_dict
+from ..nn.precision import Precision, precision_problem
 from .ada import AdaConfig
 from .config import TrainingConfig
 from .errors import TrainingSetupError
@@ -75,6 +76,7 @@ class Overrides:
     lr: Optional[float] = None
     ema: Optional[float] = None
     kimg_per_tick: Optional[float] = None
+    precision: Optional[str] = None  # fp32 | bf16 | fp16
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,10 @@ def check_config(cfg: TrainingConfig, world: int) -> None:
         raise TrainingSetupError("--kimg-per-tick must be positive")
     if cfg.loss.pl_batch_shrink < 1:
         raise TrainingSetupError("pl_batch_shrink must be >= 1")
+    low = cfg.precision is not None and cfg.precision.dtype != "fp32"
+    if low and (cfg.G.version == 1 or cfg.G.growing or cfg.D.version == 1 or cfg.D.growing):
+        raise TrainingSetupError(f"--precision {cfg.precision.dtype} applies to StyleGAN2 networks only; "
+                                 f"the {cfg.preset or 'configured'} networks run in fp32")
     for name in cfg.metrics:
         from ..metrics import MetricError, get_metric
 
@@ -178,6 +184,8 @@ def apply_overrides(cfg: TrainingConfig, o: Overrides) -> TrainingConfig:
         cfg = cfg.replace(G=cfg.G.replace(mapping=rep(cfg.G.mapping, num_layers=o.map_layers)))
     if o.lr is not None:
         cfg = cfg.replace(G_opt=rep(cfg.G_opt, lr=o.lr), D_opt=rep(cfg.D_opt, lr=o.lr))
+    if o.precision is not None:
+        cfg = cfg.replace(precision=Precision(o.precision))
     return cfg
 
 
@@ -314,7 +322,9 @@ def plan_run(opts: RunOptions, *, cfg: Optional[TrainingConfig] = None, preset: 
     desc = opts.desc or run_name(info.name, cfg, overrides, world, resumed=snapshot is not None)
     opts = dataclasses.replace(opts, data=str(data), desc=desc, gpus=world,
                                resume=None if snapshot is None else str(snapshot))
-    return RunPlan(cfg=cfg, opts=opts, data=info, world=world, device_type=device.type)
+    problem = precision_problem(cfg.precision, device)
+    notes = (f"warning: {problem}",) if problem else ()
+    return RunPlan(cfg=cfg, opts=opts, data=info, world=world, device_type=device.type, notes=notes)
 
 
 __all__ = ["RunOptions", "Overrides", "DataInfo", "RunPlan", "plan_run", "apply_overrides", "run_name",
