@@ -403,3 +403,24 @@ def test_cli_prints_url_warns_off_loopback_and_fails_cleanly(tmp_path, G, monkey
     res = CliRunner().invoke(main, ["explore", "--network", str(tmp_path / "nope.safetensors")])
     assert res.exit_code != 0 and "no such network file or run directory" in res.output
     assert "Traceback" not in res.output
+
+
+def test_listening_socket_lets_asyncio_disable_nagle():
+    """asyncio sets TCP_NODELAY only on accepted sockets whose proto is TCP; without it every
+    response after the first on a kept-alive connection waited for the client's delayed ACK."""
+    import socket
+
+    from stylegan.explore.server import listen
+
+    sock = listen("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        client = socket.create_connection(sock.getsockname()[:2])
+        conn, _ = sock.accept()
+        import asyncio.base_events as be
+
+        be._set_nodelay(conn)  # what asyncio does to every accepted socket of its server
+        assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        conn.close(), client.close()
+    finally:
+        sock.close()

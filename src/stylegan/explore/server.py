@@ -11,9 +11,16 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A bound listening socket (port 0: a free one); a busy port is a clear OSError."""
+    """A bound listening socket (port 0: a free one); a busy port is a clear OSError.
+
+    Made with proto IPPROTO_TCP on purpose: asyncio switches Nagle's algorithm off (TCP_NODELAY)
+    only on accepted sockets whose proto says TCP, and with Nagle on, every response after the
+    first on a kept-alive connection (the page's, the browser's) waited ~40 ms for the client's
+    delayed ACK of the headers before the body went out (measured: 56 ms vs 13 ms round trips for a
+    12 ms render).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
