@@ -138,13 +138,14 @@ def check_config(cfg: TrainingConfig, world: int) -> None:
     if low and (cfg.G.version == 1 or cfg.G.growing or cfg.D.version == 1 or cfg.D.growing):
         raise TrainingSetupError(f"--precision {cfg.precision.dtype} applies to StyleGAN2 networks only; "
                                  f"the {cfg.preset or 'configured'} networks run in fp32")
-    for name in cfg.metrics:
-        from ..metrics import MetricError, get_metric
+    if cfg.metrics:
+        from ..metrics import MetricError, get_metric  # only runs that compute metrics import them
 
-        try:
-            get_metric(name)
-        except MetricError as e:
-            raise TrainingSetupError(str(e)) from None
+        for name in cfg.metrics:
+            try:
+                get_metric(name)
+            except MetricError as e:
+                raise TrainingSetupError(str(e)) from None
 
 
 def fit_mbstd(cfg: TrainingConfig, world: int) -> TrainingConfig:
