@@ -7,7 +7,9 @@ the class of its nearest real digit in pixel space (the 5,000 built-in MNIST dig
 pixels). Prints the entropy of that label histogram (ln 10 = 2.30 when all ten digits are equally
 frequent; the README's demo target is >= 1.9), the share of each digit, and the mean pairwise
 distance of the samples relative to that of the real digits (mode collapse drives it towards 0).
-A run directory stands for its newest snapshot.
+A run directory stands for its newest snapshot. For a conditional network (`--cond`) the samples'
+classes cycle through 0-9 (50 each) and `agreement` is the share whose nearest real digit has the
+class the sample was asked for.
 """
 from __future__ import annotations
 
@@ -44,14 +46,18 @@ def mean_pairwise_distance(x: torch.Tensor, n: int = 500, seed: int = 0) -> floa
 def diversity(network: str | Path, reals: torch.Tensor, classes: np.ndarray, num: int = 500) -> dict:
     G = stylegan.load(network).eval()
     z = torch.from_numpy(np.random.RandomState(123).randn(num, G.z_dim).astype(np.float32))
-    fakes = torch.cat([G(zb, noise_mode="const") for zb in z.split(100)]).flatten(1)  # [num, H*W]
-    nearest = torch.cdist(fakes, reals).argmin(1).numpy()
-    counts = np.bincount(classes[nearest], minlength=10)
-    p = counts / counts.sum()
-    entropy = -sum(q * math.log(q) for q in p if q > 0)
-    return {"network": str(network), "entropy": round(entropy, 3),
-            "shares": [round(float(q), 3) for q in p],
-            "pairwise_ratio": round(mean_pairwise_distance(fakes) / mean_pairwise_distance(reals), 3)}
+    asked = np.arange(num) % max(G.c_dim, 1)  # the class each sample is conditioned on
+    c = torch.eye(G.c_dim)[torch.from_numpy(asked)] if G.c_dim > 0 else None  # [num, c_dim] one-hot
+    fakes = torch.cat([G(z[i:i + 100], None if c is None else c[i:i + 100], noise_mode="const")
+                       for i in range(0, num, 100)]).flatten(1)  # [num, H*W]
+    labels = classes[torch.cdist(fakes, reals).argmin(1).numpy()]
+    p = np.bincount(labels, minlength=10) / num
+    out = {"network": str(network), "entropy": round(-sum(q * math.log(q) for q in p if q > 0), 3),
+           "shares": [round(float(q), 3) for q in p],
+           "pairwise_ratio": round(mean_pairwise_distance(fakes) / mean_pairwise_distance(reals), 3)}
+    if G.c_dim > 0:
+        out["agreement"] = round(float((labels == asked).mean()), 3)
+    return out
 
 
 def main() -> None:
