@@ -386,8 +386,8 @@ class Trainer:
             self.save_fakes(self.run_dir / "fakes_init.png")
         self.log(f"training for {cfg.total_kimg:g} kimg on {self.world} process(es), device {self.device}, "
                  f"batch {cfg.batch} (per process {cfg.batch // self.world}), dataset {len(self.dataset)} images")
-        if hasattr(self.schedule, "describe"):
-            self.log(self.schedule.describe())
+        if (growth := self.schedule.describe()) is not None:
+            self.log(growth)
         if cfg.precision is not None:
             p = cfg.precision
             self.log(f"precision {p.dtype}: {p.num_low_res} highest resolutions of G and D, clamp {p.conv_clamp}")

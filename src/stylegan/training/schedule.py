@@ -34,6 +34,8 @@ class StepPlan:
 class Schedule(Protocol):
     def plan(self, cur_nimg: int, prev_phase_index: int) -> StepPlan: ...
 
+    def describe(self) -> Optional[str]: ...
+
 
 def largest_divisor_at_most(n: int, k: int) -> int:
     k = max(min(k, n), 1)
@@ -75,6 +77,9 @@ class FixedSchedule:
     def plan(self, cur_nimg: int, prev_phase_index: int) -> StepPlan:
         return self._plan
 
+    def describe(self) -> Optional[str]:
+        return None  # nothing changes during the run
+
 
 class ProgressiveSchedule:
     """Progressive growing: batch, lr and lod from `progressive.schedule` (the TF training_schedule)."""
@@ -103,7 +108,7 @@ class ProgressiveSchedule:
                 + (", ".join(f"{x:g}" for x in progressive.reset_points(p, self.resolution)) or "none"))
 
 
-def make_schedule(cfg: TrainingConfig, world: int) -> FixedSchedule | ProgressiveSchedule:
+def make_schedule(cfg: TrainingConfig, world: int) -> Schedule:
     """The schedule of `cfg` for `world` processes (raises TrainingSetupError for impossible batches)."""
     return FixedSchedule(cfg, world) if cfg.progressive is None else ProgressiveSchedule(cfg, world)
 
