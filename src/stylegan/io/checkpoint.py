@@ -179,14 +179,31 @@ class Checkpoint:
         return module.to(device).eval().requires_grad_(False)
 
 
+@dataclass(frozen=True)
+class StateMismatch:
+    """How a state dict fails to fit a module's (every reader reports it in its own terms)."""
+
+    missing: list[str]  # the module's keys the state lacks, in the module's order
+    unexpected: list[str]  # the state's keys the module lacks, in the state's order
+    shapes: list[str]  # keys in both with different shapes, in the state's order
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.shapes)
+
+
+def state_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> StateMismatch:
+    return StateMismatch(missing=[k for k in own if k not in state],
+                         unexpected=[k for k in state if k not in own],
+                         shapes=[k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)])
+
+
 def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
     """load_state_dict that names the missing, unexpected and mis-shaped keys in one clear error."""
     own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs network {tuple(own[k].shape)}"
-              for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
+    bad = state_mismatch(own, state)
+    missing, unexpected = sorted(bad.missing), sorted(bad.unexpected)
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs network {tuple(own[k].shape)}" for k in bad.shapes]
+    if bad:
         parts = []
         if missing:
             parts.append(f"missing {len(missing)} (e.g. {missing[:3]})")

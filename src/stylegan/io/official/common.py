@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointError, save_checkpoint, source_info
+from ..checkpoint import CheckpointError, save_checkpoint, source_info, state_mismatch
 
 __all__ = ["OfficialFormatError", "OfficialNetwork", "OfficialPickle", "Kwargs", "MALFORMED", "fit_state",
            "as_int", "opt_int", "as_float", "opt_float", "as_filter", "as_arch", "merge_args", "jsonable",
@@ -34,11 +34,11 @@ def fit_state(module: nn.Module, state: dict[str, torch.Tensor], origin: dict[st
     file's origin in them ('official', 'rosinality').
     """
     own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unused = [origin.get(k, k) for k in state if k not in own]
-    shapes = [f"{origin.get(k, k)} {tuple(v.shape)} vs ours {k} {tuple(own[k].shape)}"
-              for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    if missing or unused or shapes:
+    bad = state_mismatch(own, state)
+    missing = bad.missing
+    unused = [origin.get(k, k) for k in bad.unexpected]
+    shapes = [f"{origin.get(k, k)} {tuple(state[k].shape)} vs ours {k} {tuple(own[k].shape)}" for k in bad.shapes]
+    if bad:
         parts = []
         if unused:
             parts.append(f"{len(unused)} {source} tensor(s) not used: {unused[:6]}")
