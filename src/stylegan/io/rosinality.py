@@ -54,6 +54,7 @@ import torch
 from torch import nn
 
 from ..models import DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig
+from ..models.lod import log2_resolution
 from .checkpoint import CheckpointError, write_atomic
 from .official.common import OfficialNetwork, OfficialPickle, fit_state, jsonable
 
@@ -100,10 +101,6 @@ def _tensor(sd: dict, key: str, what: str) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise RosinalityFormatError(f"{what}: missing tensor {key!r}")
     return t
-
-
-def _log2(n: int) -> int:
-    return n.bit_length() - 1
 
 
 def channel_table(resolutions: dict[int, int], what: str) -> tuple[int, int]:
@@ -190,7 +187,7 @@ def _generator_key_map(cfg: GeneratorConfig) -> dict[str, str]:
 
     layer("conv1", "synthesis.b4.conv1", 0)
     layer("to_rgb1", "synthesis.b4.torgb", None)
-    for k in range(_log2(cfg.img_resolution) - 2):
+    for k in range(log2_resolution(cfg.img_resolution) - 2):
         res = 8 << k
         layer(f"convs.{2 * k}", f"synthesis.b{res}.conv0", 2 * k + 1)
         layer(f"convs.{2 * k + 1}", f"synthesis.b{res}.conv1", 2 * k + 2)
@@ -204,7 +201,7 @@ def _discriminator_key_map(cfg: DiscriminatorConfig) -> dict[str, str]:
          "final_conv.0.weight": "b4.conv.weight", "final_conv.1.bias": "b4.conv.bias",
          "final_linear.0.weight": "b4.fc.weight", "final_linear.0.bias": "b4.fc.bias",
          "final_linear.1.weight": "b4.out.weight", "final_linear.1.bias": "b4.out.bias"}
-    for j in range(1, _log2(size) - 1):
+    for j in range(1, log2_resolution(size) - 1):
         b = f"b{size >> (j - 1)}"
         m.update({f"convs.{j}.conv1.0.weight": f"{b}.conv0.weight", f"convs.{j}.conv1.1.bias": f"{b}.conv0.bias",
                   f"convs.{j}.conv2.1.weight": f"{b}.conv1.weight", f"convs.{j}.conv2.2.bias": f"{b}.conv1.bias",
@@ -217,13 +214,13 @@ def _filters(module: nn.Module, kind: str) -> dict[str, torch.Tensor]:
     if kind == "generator":
         f = module.synthesis.b4.conv1.resample_filter * 4  # [4, 4]
         out = {}
-        for k in range(_log2(module.cfg.img_resolution) - 2):
+        for k in range(log2_resolution(module.cfg.img_resolution) - 2):
             out[f"convs.{2 * k}.conv.blur.kernel"] = f
             out[f"to_rgbs.{k}.upsample.kernel"] = f
         return out
     size = module.cfg.img_resolution
     f = getattr(module, f"b{size}").conv1.resample_filter
-    return {f"convs.{j}.{p}.kernel": f for j in range(1, _log2(size) - 1) for p in ("conv2.0", "skip.0")}
+    return {f"convs.{j}.{p}.kernel": f for j in range(1, log2_resolution(size) - 1) for p in ("conv2.0", "skip.0")}
 
 
 def _to_ours(sd: dict[str, torch.Tensor], module: nn.Module, kind: str, what: str) -> dict[str, torch.Tensor]:
@@ -422,7 +419,7 @@ def save_rosinality(dest: str | Path, modules: dict[str, nn.Module], allow_custo
     G = modules["G_ema"]
     cfg = G.cfg
     notes: list[str] = []
-    table = {4 << i: cfg.channels(4 << i) for i in range(_log2(cfg.img_resolution) - 1)}
+    table = {4 << i: cfg.channels(4 << i) for i in range(log2_resolution(cfg.img_resolution) - 1)}
     cm = stock_channel_multiplier(table)
     if cm is None:
         msg = (f"channel table {table} is not their stock table (512 up to 32 px, then 256 * channel_multiplier "

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ...models import DiscriminatorConfig, GeneratorConfig, MappingConfig
+from ...models.lod import log2_resolution
 from .common import (MALFORMED, Kwargs, OfficialFormatError, OfficialNetwork, as_arch, as_filter, as_float, as_int,
                      opt_float)
 from .records import TFNetwork
@@ -200,10 +201,6 @@ def tf_discriminator_config(D: TFNetwork, params: dict[str, np.ndarray]) -> tupl
     return cfg, notes
 
 
-def _log2(r: str) -> int:
-    return int(np.log2(int(r)))
-
-
 def tf_generator_sources(key: str) -> Source | str:
     """Our generator state-dict key -> (TF variable, transform), or DERIVED."""
     if key.endswith("resample_filter"):
@@ -228,9 +225,9 @@ def tf_generator_sources(key: str) -> Source | str:
     if r == "4" and layer == "conv1":
         scope, noise_idx = "4x4/Conv", 0
     elif layer == "conv0":
-        scope, noise_idx = f"{r}x{r}/Conv0_up", 2 * _log2(r) - 5
+        scope, noise_idx = f"{r}x{r}/Conv0_up", 2 * log2_resolution(int(r)) - 5
     elif layer == "conv1":
-        scope, noise_idx = f"{r}x{r}/Conv1", 2 * _log2(r) - 4
+        scope, noise_idx = f"{r}x{r}/Conv1", 2 * log2_resolution(int(r)) - 4
     else:
         scope, noise_idx = f"{r}x{r}/ToRGB", None
     scope = f"synthesis/{scope}"

@@ -47,6 +47,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ...models import DiscriminatorConfig, GeneratorConfig, MappingConfig
+from ...models.lod import log2_resolution
 from ...models.config import StyleGAN1Options
 from .common import MALFORMED, Kwargs, OfficialFormatError, OfficialNetwork, as_float, as_int
 from .records import TFNetwork
@@ -279,13 +280,9 @@ def _scalar(a: np.ndarray) -> np.ndarray:
     return np.asarray(a).reshape(())
 
 
-def _log2(r: str | int) -> int:
-    return int(math.log2(int(r)))
-
-
 def tf1_generator_sources(cfg: Any, fused_scale: bool | str) -> Callable[[str], Source | str]:
     """Our generator state-dict key -> (TF variable, transform), or DERIVED."""
-    top = _log2(cfg.img_resolution)
+    top = log2_resolution(cfg.img_resolution)
     first = "4x4/Const" if (cfg.v1 is None or cfg.v1.const_input) else "4x4/Dense"
 
     def sources(key: str) -> Source | str:
@@ -305,7 +302,7 @@ def tf1_generator_sources(cfg: Any, fused_scale: bool | str) -> Callable[[str], 
             return "synthesis/4x4/Dense/weight", tf_dense
         m = re.fullmatch(r"synthesis\.b(\d+)\.torgb\.(weight|bias)", key)
         if m:
-            scope = f"synthesis/ToRGB_lod{top - _log2(m.group(1))}"
+            scope = f"synthesis/ToRGB_lod{top - log2_resolution(int(m.group(1)))}"
             return (f"{scope}/weight", tf_conv) if m.group(2) == "weight" else (f"{scope}/bias", tf_same)
         m = re.fullmatch(r"synthesis\.b(\d+)\.conv([01])\.weight", key)
         if m:
@@ -333,7 +330,7 @@ def tf1_generator_sources(cfg: Any, fused_scale: bool | str) -> Callable[[str], 
             return f"{scope}/StyleMod/weight", tf_dense
         if var == "affine.bias":
             return f"{scope}/StyleMod/bias", _style_bias
-        return f"synthesis/noise{2 * _log2(r) - 4 + j}", tf_noise
+        return f"synthesis/noise{2 * log2_resolution(int(r)) - 4 + j}", tf_noise
 
     return sources
 
@@ -343,7 +340,7 @@ def tf1_discriminator_sources(cfg: Any) -> Callable[[str], Source | str]:
 
     Conv1_down is never flipped: the fused conv2d_downscale2d equals conv -> 2x2 average pool.
     """
-    top = _log2(cfg.img_resolution)
+    top = log2_resolution(cfg.img_resolution)
 
     def sources(key: str) -> Source | str:
         if key.endswith("blur_filter"):
@@ -356,7 +353,7 @@ def tf1_discriminator_sources(cfg: Any) -> Callable[[str], Source | str]:
         r, layer, var = int(m.group(1)), m.group(2), m.group(3)
         fn = tf_conv
         if layer == "fromrgb":
-            scope = f"FromRGB_lod{top - _log2(r)}"
+            scope = f"FromRGB_lod{top - log2_resolution(int(r))}"
         elif r == 4:
             scope, fn = {"conv": ("4x4/Conv", tf_conv), "fc": ("4x4/Dense0", tf_dense),
                          "out": ("4x4/Dense1", tf_dense)}[layer]
