@@ -47,8 +47,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ...models import DiscriminatorConfig, GeneratorConfig, MappingConfig
-from ...models.lod import log2_resolution
 from ...models.config import StyleGAN1Options
+from ...models.lod import log2_resolution
 from .common import MALFORMED, Kwargs, OfficialFormatError, OfficialNetwork, as_float, as_int
 from .records import TFNetwork
 from .tf_common import (DERIVED, Source, check_ndim, merged_kwargs, tf_conv, tf_conv_flip, tf_dense, tf_first,
