@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from stylegan import perf
 from stylegan.models import Generator, build_discriminator, mix_styles
+from stylegan.nn import WeightCache, weight_cache
 from stylegan.training.presets import DataShape, resolve_preset, stylegan2_config
 
 # Training batch per config (the presets' batch of 64 does not fit a 2-core CPU budget; the
@@ -201,11 +202,18 @@ class Variant:
     compile: bool = False
     compile_mode: str | None = None
     models: dict = field(default_factory=dict)
+    cache: WeightCache = field(default_factory=WeightCache)
 
     def context(self):
         if self.reference:
             return perf.reference_mode()
         return perf.modconv_policy(self.modconv)
+
+    def weights(self):
+        """Generation reuses derived weights across calls, as `synth.sample.generate` does."""
+        if self.reference:
+            return contextlib.nullcontext()
+        return weight_cache(self.cache)
 
     def fused_arg(self):
         return True if self.reference else "auto"
@@ -267,7 +275,7 @@ def bench_config(name, args, device, variants):
             def make_gen(v, z=z):
                 def fn():
                     v.activate(G, D)
-                    with torch.no_grad():
+                    with torch.no_grad(), v.weights():
                         v.models["G"](z, noise_mode="const", fused_modconv=v.fused_arg())
                 return fn, v.context()
 

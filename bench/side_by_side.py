@@ -146,7 +146,7 @@ def worker(impl: str, config: str, official: str | None, train_batch: int, preci
     out = os.fdopen(os.dup(1), "w", buffering=1)  # answers only; prints of imported code go to stderr
     os.dup2(2, 1)
     from stylegan.models import Generator, build_discriminator
-    from stylegan.nn import precision_scope
+    from stylegan.nn import WeightCache, precision_scope, weight_cache
 
     device = torch.device("cpu")
     tcfg = bench.make_config(config)
@@ -155,8 +155,11 @@ def worker(impl: str, config: str, official: str | None, train_batch: int, preci
         G, D = Generator(tcfg.G), build_discriminator(tcfg.D)
         trainer = bench.Trainer(tcfg, G, D, train_batch, device)
 
+        cache = WeightCache()  # as our generation API does (stylegan.synth.sample.generate)
+
         def gen(z):
-            return G(z, noise_mode="const")
+            with weight_cache(cache):
+                return G(z, noise_mode="const")
         scope = (lambda: precision_scope(precision))
     else:
         nets, loss_mod = import_official(official)

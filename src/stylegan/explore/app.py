@@ -38,6 +38,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..device import resolve_device
 from ..io.load import load
+from ..nn import WeightCache, weight_cache
 from ..synth.projector import Distance, resolve_distance
 from .network import NetworkSource, network_info, network_source
 from .params import MAX_SEED, ParamError, View, parse_view
@@ -78,6 +79,7 @@ class Explorer:
         self.G, self.device, self.source, self.config = G, device, source, config
         self.snapshot = source.snapshots[-1].name if source and source.is_run else None
         self.queue = RenderQueue()
+        self.weights = WeightCache()  # derived weights of G, reused across renders (stylegan.nn.weight_cache)
         self.stored: OrderedDict[str, torch.Tensor] = OrderedDict()  # id -> ws [1, num_ws, w_dim]
         self.jobs: dict[str, ProjectionJob] = {}
         self._ids = itertools.count(1)
@@ -180,7 +182,8 @@ def _routes(ex: Explorer) -> list:
 
             def job() -> tuple[bytes, float]:
                 start = time.perf_counter()
-                img = draw(ex.G, view, ex.stored_w(view.w_id))
+                with weight_cache(ex.weights):
+                    img = draw(ex.G, view, ex.stored_w(view.w_id))
                 return encode(img, view.fmt, view.quality), (time.perf_counter() - start) * 1e3
 
             result = await ex.queue.run(job, key)

@@ -29,6 +29,7 @@ from stylegan import distributed as dist
 from stylegan.metrics.detectors import PathLike, TorchScriptDetector, cache_root, load_detector
 from stylegan.metrics.errors import MetricError
 from stylegan.metrics.stats import FeatureStats
+from stylegan.nn import weight_cache
 
 STATS_SUBDIR = "gan-metrics"
 
@@ -437,7 +438,7 @@ def compute_generator_features(
     # Random noise draws from torch's global RNG: fork it, so the metric is reproducible for a seed
     # and a metric run inside training leaves the training RNG (and thus exact resume) untouched.
     cuda_devices = [g_dev] if g_dev.type == "cuda" else []
-    with torch.no_grad(), eval_mode(G), torch.random.fork_rng(devices=cuda_devices):
+    with torch.no_grad(), eval_mode(G), torch.random.fork_rng(devices=cuda_devices), weight_cache():
         torch.manual_seed(opts.seed * 1000 + opts.rank)
         for idx in progress_bar(chunks, opts.progress and opts.is_leader, f"{extractor.id.split(':')[0]} fakes"):
             z, c = sample_latents(G, idx, opts.seed, labels, g_dev)

@@ -33,6 +33,7 @@ from stylegan.metrics.features import (
     module_device,
     rank_indices,
 )
+from stylegan.nn import weight_cache
 
 
 def normalize(v: torch.Tensor) -> torch.Tensor:
@@ -179,7 +180,7 @@ def compute_ppl(
     noise = _noise_buffers(G)
     mine = rank_indices(cfg.num_samples, opts)
     out = []
-    with torch.no_grad(), eval_mode(G):
+    with torch.no_grad(), eval_mode(G), weight_cache():
         for b, idx in enumerate(progress_bar(list(batches(mine, opts.batch)), opts.progress and opts.is_leader, "ppl")):
             if noise:
                 gen = torch.Generator().manual_seed(opts.seed * 1000003 + b * opts.num_gpus + opts.rank)

@@ -43,6 +43,7 @@ from stylegan.metrics.features import (
     sample_latents,
 )
 from stylegan.metrics.ppl import downsample_to
+from stylegan.nn import weight_cache
 
 PathLike = Union[str, "os.PathLike[str]"]
 CLASSIFIER_FORMAT = "stylegan-attribute-classifier"
@@ -323,7 +324,7 @@ def compute_ls(opts: MetricOptions, num_samples: int = 200000, num_keep: Optiona
     g_dev = module_device(G, opts.device)
     rows = []
     mine = rank_indices(num_samples, opts)
-    with torch.no_grad(), eval_mode(G):
+    with torch.no_grad(), eval_mode(G), weight_cache():
         for idx in progress_bar(list(batches(mine, opts.batch)), opts.progress and opts.is_leader, "ls"):
             z, c = sample_latents(G, idx, opts.seed, labels, g_dev)
             ws = G.mapping(z, c, psi=opts.psi)  # [B, L, D]

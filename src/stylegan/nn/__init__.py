@@ -2,7 +2,8 @@
 from .layers import (NOISE_MODES, Conv2d, FullyConnected, MinibatchStd, ModulatedConv2d, NoiseInput,
                      NoiseMode, ToRGB)
 from .precision import PRECISIONS, Precision, current_precision, precision_problem, precision_scope
+from .weight_cache import WeightCache, weight_cache
 
 __all__ = ["NOISE_MODES", "Conv2d", "FullyConnected", "MinibatchStd", "ModulatedConv2d", "NoiseInput",
            "NoiseMode", "PRECISIONS", "Precision", "ToRGB", "current_precision", "precision_problem",
-           "precision_scope"]
+           "precision_scope", "WeightCache", "weight_cache"]

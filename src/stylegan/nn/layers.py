@@ -17,8 +17,9 @@ from typing import Literal, Sequence
 import torch
 from torch import nn
 
-from ..ops import DEFAULT_GAIN, bias_act, conv2d_resample, modulated_conv2d, setup_filter
+from ..ops import DEFAULT_GAIN, bias_act, conv2d_resample, modulated_conv2d, prepare_weight, setup_filter
 from .precision import layer_clamp
+from .weight_cache import cached_for
 
 NoiseMode = Literal["random", "const", "none"]
 NOISE_MODES = ("random", "const", "none")
@@ -170,8 +171,13 @@ class ModulatedConv2d(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: NoiseMode = "random",
                 fused: bool | str = True, gain: float = 1.0) -> torch.Tensor:
         styles = self.affine(w)  # [N, I]
+        flip = self.up == 1
+        cache = cached_for(self.weight)
+        prepared = None if cache is None else cache.get(
+            self.weight, lambda weight: prepare_weight(weight, up=self.up, flip_weight=flip))
         x = modulated_conv2d(x, self.weight, styles, up=self.up, padding=self.padding,
-                             resample_filter=self.resample_filter, flip_weight=(self.up == 1), fused=fused)
+                             resample_filter=self.resample_filter, flip_weight=flip, fused=fused,
+                             prepared=prepared)
         if self.noise is not None:
             x = self.noise(x, noise_mode)
         conv_clamp = layer_clamp(self.conv_clamp, x.dtype)

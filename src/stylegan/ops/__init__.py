@@ -1,11 +1,11 @@
 """Pure tensor functions: resampling filters, bias/activation, (modulated) convolution, norms."""
 from .bias_act import DEFAULT_GAIN, activate, bias_act
-from .conv import conv2d_resample, conv2d_resample_reference, modulated_conv2d
+from .conv import PreparedWeight, conv2d_resample, conv2d_resample_reference, modulated_conv2d, prepare_weight
 from .filters import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
 from .misc import adain, instance_norm, normalize_2nd_moment
 
 __all__ = [
     "DEFAULT_GAIN", "activate", "bias_act", "conv2d_resample", "conv2d_resample_reference",
-    "modulated_conv2d", "downsample2d", "filter2d", "setup_filter", "upfirdn2d", "upsample2d",
+    "modulated_conv2d", "PreparedWeight", "prepare_weight", "downsample2d", "filter2d", "setup_filter", "upfirdn2d", "upsample2d",
     "adain", "instance_norm", "normalize_2nd_moment",
 ]

@@ -11,6 +11,8 @@ upsampling layers, reproduce their outputs exactly.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -56,13 +58,30 @@ def conv2d_resample_reference(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor 
     return x
 
 
+def _transpose_weight(w: torch.Tensor, groups: int, flip_weight: bool) -> torch.Tensor:
+    """conv weight [Cout, Cin/g, kh, kw] -> the equivalent conv_transpose2d weight [Cin, Cout/g, kh, kw].
+
+    conv_transpose2d scatters with the kernel as given, i.e. it convolves; `flip_weight=True`
+    (correlation, like conv2d) therefore flips here. A view where possible (no copy).
+    """
+    cout, cin_g, kh, kw = w.shape
+    if groups == 1:
+        wt = w.transpose(0, 1)
+    else:
+        wt = w.reshape(groups, cout // groups, cin_g, kh, kw).transpose(1, 2)
+        wt = wt.reshape(groups * cin_g, cout // groups, kh, kw)
+    return wt.flip([2, 3]) if flip_weight and (kh > 1 or kw > 1) else wt
+
+
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None,
                     up: int = 1, down: int = 1, padding: Padding = 0, groups: int = 1,
-                    flip_weight: bool = True) -> torch.Tensor:
+                    flip_weight: bool = True, transposed_weight: torch.Tensor | None = None) -> torch.Tensor:
     """conv2d with integrated FIR up/downsampling; same result as `conv2d_resample_reference`.
 
     x: [N, Cin, H, W]; w: [Cout, Cin/groups, kh, kw]; f: filter from `setup_filter`;
     returns [N, Cout, H*up/down, W*up/down] for 'same' padding (kernel_size // 2).
+    `transposed_weight`: `_transpose_weight(w, groups, flip_weight)` when the caller keeps it
+    (`prepare_weight`); used by the up > 1 form only.
     """
     cout, cin_g, kh, kw = w.shape
     px0, px1, py0, py1 = _resample_padding(f, up, down, padding)
@@ -77,19 +96,14 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         x = upfirdn2d(x, f, padding=[px0, px1, py0, py1])
         return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight)
     if up > 1:  # transposed strided conv does zero insertion + conv in one op; then FIR
-        if groups == 1:
-            wt = w.transpose(0, 1)  # [Cin, Cout, kh, kw]
-        else:
-            wt = w.reshape(groups, cout // groups, cin_g, kh, kw).transpose(1, 2)
-            wt = wt.reshape(groups * cin_g, cout // groups, kh, kw)
+        wt = transposed_weight if transposed_weight is not None else _transpose_weight(w, groups, flip_weight)
         px0 -= kw - 1
         px1 -= kw - up
         py0 -= kh - 1
         py1 -= kh - up
         pxt = max(min(-px0, -px1), 0)
         pyt = max(min(-py0, -py1), 0)
-        x = _conv(x, wt, stride=up, padding=[pyt, pxt], groups=groups, transpose=True,
-                  flip_weight=not flip_weight)
+        x = _conv(x, wt, stride=up, padding=[pyt, pxt], groups=groups, transpose=True)
         x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2)
         if down > 1:
             x = upfirdn2d(x, f, down=down)
@@ -98,6 +112,28 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         return _conv(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)
     return conv2d_resample_reference(x, w, f, up=up, down=down, padding=padding, groups=groups,
                                      flip_weight=flip_weight)
+
+
+@dataclass(frozen=True)
+class PreparedWeight:
+    """What `modulated_conv2d` derives from its shared weight alone, kept by an inference caller.
+
+    Every call otherwise re-reads the whole [O, I, kh, kw] weight once or twice before the conv:
+    for sum_k w_oik^2 and, in upsampling layers, for the transposed conv's layout. At batch 1 and
+    low resolution those passes cost as much as the conv itself (docs/performance.md), so a
+    network evaluated with fixed weights computes them once (`prepare_weight`) and passes them in.
+    sq_sum: [O, I]; transposed: [I, O, kh, kw] contiguous, or None when up == 1.
+    """
+
+    sq_sum: torch.Tensor
+    transposed: torch.Tensor | None
+
+
+def prepare_weight(weight: torch.Tensor, *, up: int = 1, flip_weight: bool = True) -> PreparedWeight:
+    """`PreparedWeight` of `weight` [O, I, kh, kw] for `modulated_conv2d(..., up=up, flip_weight=...)`."""
+    sq_sum = weight.square().sum(dim=[2, 3])  # [O, I]
+    transposed = _transpose_weight(weight, 1, flip_weight).contiguous() if up > 1 else None
+    return PreparedWeight(sq_sum, transposed)
 
 
 def choose_fused(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor | None = None, *,
@@ -140,6 +176,7 @@ def modulated_conv2d(
     demodulate: bool = True,
     flip_weight: bool = True,
     fused: bool | str = True,
+    prepared: PreparedWeight | None = None,
 ) -> torch.Tensor:
     """Weight modulation and demodulation (StyleGAN2 Eq. 1-3).
 
@@ -154,6 +191,8 @@ def modulated_conv2d(
     With `op_settings().demod` the demodulation coefficients come from
     sum_{i,k} (s_i w_oik)^2 = sum_i s_i^2 (sum_k w_oik^2), a [N, I] x [I, O] matmul, instead of
     materialising the [N, O, I, kh, kw] modulated weight (which the unfused form then never needs).
+    `prepared`: `prepare_weight(weight, up=up, flip_weight=flip_weight)`, if the caller keeps it
+    (inference with fixed weights); the result is the same.
     """
     n = x.shape[0]
     o, i, kh, kw = weight.shape
@@ -166,6 +205,7 @@ def modulated_conv2d(
         # Pre-normalise so the per-sample weight cannot overflow fp16; demodulation undoes the scale.
         weight = weight * (1 / (i * kh * kw) ** 0.5 / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+        prepared = None  # it belongs to the unscaled weight
 
     if fused == "auto":
         fused = choose_fused(x, weight, styles, up=up, down=down)
@@ -180,11 +220,13 @@ def modulated_conv2d(
     dcoefs = None
     if demodulate:
         # sum_{i,k} (s_i w_oik)^2 == (s^2) @ (sum_k w_oik^2)^T: [N, I] x [I, O] -> [N, O]
-        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
+        sq_sum = prepared.sq_sum if prepared is not None else weight.square().sum(dim=[2, 3])
+        dcoefs = (styles.square() @ sq_sum.t() + 1e-8).rsqrt()
 
     resample = dict(resample_filter=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
     if not fused:
-        return _scaled_shared_conv(x, weight, styles, dcoefs, **resample)
+        transposed = None if prepared is None or prepared.transposed is None else prepared.transposed.to(x.dtype)
+        return _scaled_shared_conv(x, weight, styles, dcoefs, transposed_weight=transposed, **resample)
     # One [O, I] scale per sample (style x demodulation), then a single pass over the big weight.
     scale = styles.reshape(n, 1, i, 1, 1)
     if demodulate:
@@ -192,13 +234,14 @@ def modulated_conv2d(
     return _per_sample_conv(x, weight.unsqueeze(0) * scale, **resample)  # [N, O, I, kh, kw]
 
 
-def _scaled_shared_conv(x, weight, styles, dcoefs, *, resample_filter, up, down, padding, flip_weight):
+def _scaled_shared_conv(x, weight, styles, dcoefs, *, resample_filter, up, down, padding, flip_weight,
+                        transposed_weight=None):
     """Unfused form: x [N, I, H, W] scaled by styles [N, I], one conv with the shared weight
     [O, I, kh, kw], output scaled by dcoefs [N, O] (None: no demodulation)."""
     n, i = styles.shape
     x = x * styles.to(x.dtype).reshape(n, i, 1, 1)
     x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, down=down,
-                        padding=padding, flip_weight=flip_weight)
+                        padding=padding, flip_weight=flip_weight, transposed_weight=transposed_weight)
     if dcoefs is not None:
         x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
     return x

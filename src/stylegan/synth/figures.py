@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..io.images import make_grid, to_uint8
-from ..nn import NoiseMode
+from ..nn import NoiseMode, weight_cache
 from .sample import class_labels, z_from_seeds
 
 # Style groups of StyleGAN Fig. 3 as resolution ranges; style index 2 log2(r) - 4 (and + 1) feed
@@ -53,8 +53,9 @@ def seed_ws(G, seeds: Sequence[int], *, psi: float = 1.0, cutoff: int | None = N
 def render(G, ws: torch.Tensor, noise_mode: NoiseMode = "const", batch: int = 16) -> np.ndarray:
     """ws [N, num_ws, w_dim] -> uint8 images [N, H, W, C] (numpy), synthesised `batch` at a time."""
     out = []
-    for i in range(0, ws.shape[0], batch):
-        out.append(to_uint8(G.synthesis(ws[i:i + batch], noise_mode=noise_mode)).numpy())
+    with weight_cache():
+        for i in range(0, ws.shape[0], batch):
+            out.append(to_uint8(G.synthesis(ws[i:i + batch], noise_mode=noise_mode)).numpy())
     return np.concatenate(out) if out else np.zeros((0, G.img_resolution, G.img_resolution, G.img_channels), np.uint8)
 
 
@@ -227,7 +228,7 @@ def noise_std_map(G, ws: torch.Tensor, num_samples: int = 100, *, batch: int = 1
     ref = s1 = s2 = None
     first: list[np.ndarray] = []
     done = 0
-    with _seeded(noise_seed, dev):
+    with _seeded(noise_seed, dev), weight_cache():
         while done < num_samples:
             n = min(batch, num_samples - done)
             img = to_uint8(G.synthesis(ws.expand(n, -1, -1), noise_mode="random"))  # [n, H, W, C]

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..io.images import load_image, save_image, to_uint8
+from ..nn import WeightCache, weight_cache
 from .sample import class_labels
 
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -187,6 +188,7 @@ def project(G, target: torch.Tensor, *, num_steps: int = 1000, w_plus: bool = Fa
 
     hist = ProjectionHistory(distance=distance_name(distance), w_std=w_std)
     w_out = torch.zeros(num_steps, num_ws, G.w_dim)
+    cache = WeightCache()  # G is frozen: its derived weights are the same every step
     from tqdm.auto import tqdm
 
     bar = tqdm(range(num_steps), desc="projecting", unit="step", disable=not verbose)
@@ -203,7 +205,8 @@ def project(G, target: torch.Tensor, *, num_steps: int = 1000, w_plus: bool = Fa
         ws = w_opt + w_noise
         if not w_plus:
             ws = ws.repeat(1, num_ws, 1)
-        synth = downsample_256(G.synthesis(ws, noise_mode="const"))  # [1, C, r, r]
+        with weight_cache(cache):
+            synth = downsample_256(G.synthesis(ws, noise_mode="const"))  # [1, C, r, r]
         if target_features is not None:
             dist = (features(synth) - target_features).square().sum()
         else:

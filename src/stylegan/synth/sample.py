@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from ..nn import NoiseMode
+from ..nn import NoiseMode, weight_cache
 from ..nn.precision import PrecisionLike, as_precision, precision_problem, precision_scope
 
 
@@ -94,7 +94,7 @@ def generate(G, seeds: Sequence[int], *, psi: float = 1.0, cutoff: int | None = 
     """
     device = torch.device(device) if device is not None else next(G.parameters()).device
     out = []
-    with precision_context(G, precision, device):
+    with precision_context(G, precision, device), weight_cache():
         for i in range(0, len(seeds), batch):
             chunk = list(seeds[i:i + batch])
             z = z_from_seeds(chunk, G.z_dim, device)

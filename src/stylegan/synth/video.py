@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..io.images import make_grid, to_uint8
-from ..nn import NoiseMode
+from ..nn import NoiseMode, WeightCache, weight_cache
 from .sample import class_labels, z_from_seeds
 
 VIDEO_SUFFIXES = {".mp4": "mp4", ".mkv": "mp4", ".mov": "mp4", ".webm": "mp4", ".gif": "gif"}
@@ -113,13 +113,15 @@ def interpolation_frames(G, seeds: Sequence[int], space: str = "z", frames_per_s
         return G.mapping(z, c, psi=psi, cutoff=cutoff)
 
     keys = z_keys if space == "z" else torch.stack([mapping(z) for z in z_keys])  # [cells, K, ...]
+    cache = WeightCache()  # kept across frames (a generator cannot hold a `with` across yields)
     for start in range(0, total, batch):
         idx = list(range(start, min(start + batch, total)))
         lat = torch.stack([interpolation_latents(keys[c], idx, frames_per_seed, space)
                            for c in range(len(cells))], dim=1)  # [B, cells, ...]
         flat = lat.flatten(0, 1)
         ws = mapping(flat) if space == "z" else flat
-        imgs = to_uint8(G.synthesis(ws, noise_mode=noise_mode)).numpy()  # [B * cells, H, W, C]
+        with weight_cache(cache):
+            imgs = to_uint8(G.synthesis(ws, noise_mode=noise_mode)).numpy()  # [B * cells, H, W, C]
         imgs = imgs.reshape(len(idx), len(cells), *imgs.shape[1:])
         for frame in imgs:
             yield frame[0] if len(cells) == 1 else make_grid(frame, rows=grid[0], cols=grid[1])
