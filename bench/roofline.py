@@ -2,9 +2,10 @@
 
 Peak: the best of a few dense kernels that dominate StyleGAN2 (F.conv2d 3x3 with 512 channels at
 32x32 and 256 channels at 64x64, batch 8; a 2048^2 matmul), in fp32 and bf16, at the benchmark's
-thread count (see `kernel_peaks` for CPUs that emulate bf16). Work: torch.utils.flop_counter.FlopCounterMode over one call of the same networks
+thread count (see `kernel_peaks` for CPUs that emulate bf16). Work: torch.utils.flop_counter formulas over one call of the same networks
 (gen: G forward; training phases: forward + backward, double backward included for R1 / PL),
-counted with the default fast paths. Fraction = (FLOPs / median seconds) / fp32 conv peak; the
+counted with the default fast paths; grouped and depthwise convolutions' weight gradients by
+`conv_backward_flops` (torch's formula overcounts them by the number of groups). Fraction = (FLOPs / median seconds) / fp32 conv peak; the
 FLOPs are the matmul / convolution ones only (elementwise work is not counted), so 100% is
 unreachable and the fraction says how much of the wall time the dense kernels fill.
 """
@@ -17,7 +18,7 @@ import time
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode, flop_registry
+from torch.utils.flop_counter import conv_flop_count, flop_registry
 
 def _conv(n, c, r):
     """3x3 'same' conv, n x c channels x r px: (make inputs for dtype, op, FLOPs)."""
@@ -64,9 +65,30 @@ def kernel_peaks(reps: int = 5) -> dict[str, dict[str, float]]:
     return out
 
 
+def conv_backward_flops(grad_out, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding,
+                        groups, output_mask, out=None, **kwargs) -> int:
+    """FLOPs of aten.convolution_backward (the inputs' and the weight's gradient), groups included.
+
+    torch 2.13's `flop_registry` formula ignores `groups` for the weight gradient, so it counts a
+    grouped conv (our fused modulated conv: N groups) or a depthwise one (the FIR filters: C
+    groups) as if every output channel saw every input channel: up to C times the real work.
+    """
+    def t(shape):
+        return [shape[1], shape[0]] + list(shape[2:])
+
+    total = 0
+    if output_mask[0]:
+        total += conv_flop_count(list(grad_out.shape), list(w.shape), list(out[0].shape), not transposed)
+    if output_mask[1]:
+        a, b = (grad_out.shape, x.shape) if transposed else (x.shape, grad_out.shape)
+        total += conv_flop_count(t(a), t(b), t(out[1].shape), False) // groups
+    return total
+
+
 class _DispatchFlops(TorchDispatchMode):
-    """FlopCounterMode's per-op formulas (`flop_registry`) without its module tracker, whose backward
-    hooks raise inside autograd.grad(create_graph=True) w.r.t. a leaf (R1) in torch 2.13."""
+    """Matmul / convolution FLOPs by `flop_registry`'s per-op formulas, with `conv_backward_flops`
+    for the convolutions' backward; no module tracker (FlopCounterMode's backward hooks raise
+    inside autograd.grad(create_graph=True) w.r.t. a leaf, R1, in torch 2.13)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -75,22 +97,20 @@ class _DispatchFlops(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        formula = flop_registry.get(func._overloadpacket)
-        if formula is not None:
-            self.total += formula(*args, **kwargs, out_val=out)
+        if func._overloadpacket is torch.ops.aten.convolution_backward:
+            self.total += conv_backward_flops(*args, **kwargs, out=out)
+        else:
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                self.total += formula(*args, **kwargs, out_val=out)
         return out
 
 
 def count_flops(fn) -> int:
-    """Matmul / convolution FLOPs of fn(), forward and backward (FlopCounterMode's formulas)."""
-    try:
-        with FlopCounterMode(display=False) as counter:
-            fn()
-        return counter.get_total_flops()
-    except RuntimeError:
-        with _DispatchFlops() as counter:
-            fn()
-        return counter.total
+    """Matmul / convolution FLOPs of fn(), forward and backward."""
+    with _DispatchFlops() as counter:
+        fn()
+    return counter.total
 
 
 def phase_flops(bench, name: str, args) -> dict[str, int]:
@@ -119,7 +139,7 @@ def report(bench, args, results: list[dict], flops: dict[str, dict[str, int]], p
     print("|---" * (len(peaks) + 1) + "|")
     for k in PEAK_KERNELS:
         print(f"| {k} | " + " | ".join(f"{peaks[d][k]:.3g}" for d in peaks) + " |")
-    print(f"\nFraction of the fp32 conv peak ({fp32_conv:.0f} GFLOP/s); FLOPs per call from FlopCounterMode:\n")
+    print(f"\nFraction of the fp32 conv peak ({fp32_conv:.0f} GFLOP/s); matmul + conv FLOPs per call (roofline.count_flops):\n")
     variants = list(results[0]["variants"])
     print("| config | phase | GFLOP per call | " + " | ".join(f"{v}: GFLOP/s (fraction)" for v in variants) + " |")
     print("|---" * (len(variants) + 3) + "|")
