@@ -80,6 +80,13 @@ def run_job(job: MetricsJob, rank: int = 0, num_gpus: int = 1) -> list:
     device = torch.device(job.device)
     if device.type == "cuda" and num_gpus > 1:
         device = torch.device("cuda", rank)
+    if device.type == "cpu":
+        from stylegan.perf import retain_malloc
+
+        # As every CPU command does (cli._common.resolve_device): the generator's activations at
+        # batch 32 exceed glibc's mmap threshold, and mapping / unmapping them on every batch cost
+        # 50 s of system time in a 5k-image metric (docs/performance.md, "Metrics").
+        retain_malloc()
     try:
         G = load_network(job.network, device)
     except click.ClickException:
