@@ -7,7 +7,9 @@
 For each config (the networks of bench/bench.py, random weights: latency does not depend on them)
 one process holds the network, a bare call and the explorer's real server on 127.0.0.1; every
 repetition, in this order and with the same seed:
-- bare:   z from the seed, `G(z, noise_mode='const')` under no_grad (batch 1) -- the floor;
+- bare:   z from the seed, `G(z, noise_mode='const')` under no_grad (batch 1) with derived weights
+          reused across calls (`stylegan.nn.weight_cache`, as the server and `stylegan generate`
+          do) -- the floor;
 - server: the app's own render time for the same image (X-Render-Ms: mapping, synthesis, uint8,
           PNG/JPEG encoding), read from the response;
 - round trip: GET /api/image?seed=... over a kept-alive HTTP connection, until the last byte.
@@ -35,6 +37,7 @@ from stylegan import perf
 from stylegan.explore import create_app
 from stylegan.explore.server import serve_in_thread
 from stylegan.models import Generator
+from stylegan.nn import WeightCache, weight_cache
 from stylegan.synth.sample import z_from_seeds
 
 
@@ -54,10 +57,11 @@ def measure(name: str, args, device: torch.device) -> dict:
     G = Generator(make_config(name).G).to(device).eval().requires_grad_(False)
     app = create_app(G, device)
     times = {"bare": [], "server": [], "round trip": []}
+    cache = WeightCache()
     with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=600) as client:
         def bare(seed: int) -> float:
             t0 = time.perf_counter()
-            with torch.no_grad():
+            with torch.no_grad(), weight_cache(cache):
                 G(z_from_seeds([seed], G.z_dim, device), noise_mode="const").cpu()
             return (time.perf_counter() - t0) * 1e3
 

@@ -127,3 +127,21 @@ def test_generate_uses_it_and_matches_plain_calls():
     with torch.no_grad():
         plain = G(z_from_seeds([0, 1, 2], G.z_dim), None, noise_mode="const")
     torch.testing.assert_close(images, plain, rtol=1e-4, atol=1e-5)  # batches of 2 vs 3: conv algorithms differ
+
+
+def test_a_library_scope_inside_a_callers_scope_keeps_the_callers_cache():
+    """`figures.render` opens `weight_cache()`; inside the explorer's scope it must reuse the
+    explorer's (long-lived) cache, not shadow it with a new one per call."""
+    from stylegan.synth.figures import render
+
+    G = tiny_generator()
+    ws = G.mapping(torch.randn(1, 16), None).detach()
+    outer = WeightCache()
+    with weight_cache(outer):
+        render(G, ws)
+        n = len(outer)
+        with weight_cache() as inner:
+            assert inner is outer
+    assert n > 0
+    with weight_cache() as fresh:  # no enclosing scope: a new cache for the block
+        assert fresh is not outer and len(fresh) == 0

@@ -56,8 +56,12 @@ _CURRENT: ContextVar[WeightCache | None] = ContextVar("stylegan_weight_cache", d
 
 @contextlib.contextmanager
 def weight_cache(cache: WeightCache | None = None) -> Iterator[WeightCache]:
-    """Layers reuse derived weights inside the block (in `cache`, or a new one for the block)."""
-    cache = WeightCache() if cache is None else cache
+    """Layers reuse derived weights inside the block: in `cache`; without one, in the cache already
+    in force (an enclosing block's, e.g. the explorer's per-network cache around a library call),
+    else in a new one for the block."""
+    if cache is None:
+        current = _CURRENT.get()
+        cache = WeightCache() if current is None else current
     token = _CURRENT.set(cache)
     try:
         yield cache
