@@ -32,7 +32,7 @@ def test_quick_selftest_passes_on_cpu():
     assert result.exit_code == 0, result.output
     assert rows(result.output) == {"fixture": "ok", "train/phases": "ok", "train/fp16-clamp": "skip",
                                    "fast/upfirdn2d": "ok", "fast/conv2d_resample": "ok", "fast/modconv": "ok",
-                                   "fast/bias_act": "ok", "fast/networks": "ok"}
+                                   "fast/bias_act": "ok", "fast/networks": "ok", "fast/weight_cache": "ok"}
     assert "torch " + torch.__version__ in result.output and "selftest passed" in result.output
 
 

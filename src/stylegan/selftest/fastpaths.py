@@ -11,6 +11,7 @@ training phases' losses and parameter gradients in reference mode against the de
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Callable, ContextManager, Sequence
 
@@ -18,6 +19,7 @@ import torch
 
 from .. import perf
 from ..models import DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig, build_discriminator
+from ..nn import WeightCache, weight_cache
 from ..ops import bias_act, conv2d_resample, conv2d_resample_reference, modulated_conv2d, setup_filter, upfirdn2d
 from ..training.config import LossConfig
 from .phases import PHASES, _phase_losses
@@ -179,6 +181,25 @@ def check_networks(device: torch.device) -> str:
     return f"G + D losses and parameter gradients of {', '.join(notes)}: worst {worst:.1e}"
 
 
+def check_weight_cache(device: torch.device) -> str:
+    """Inference that reuses derived weights (`stylegan.nn.weight_cache`: sum_k w^2 and the
+    transposed upsampling weights, computed once) against recomputing them every call: the
+    synthesis image and its first / second-order gradients w.r.t. ws (what the projector needs)."""
+    G, _ = _tiny_networks(device)
+    ws = G.mapping(_randn(3, 16, seed=10).to(device), None).detach()
+    cache = WeightCache()
+    with torch.no_grad(), weight_cache(cache):
+        G.synthesis(ws, noise_mode="const")  # fill it: the compared call reuses the entries
+    require(len(cache) > 0, "no synthesis layer stored derived weights inside weight_cache()")
+
+    def fn(w):
+        return G.synthesis(w, noise_mode="const").sin()
+
+    worst = _compare("synthesis with reused derived weights", fn, fn, [ws.cpu()],
+                     lambda: weight_cache(cache), contextlib.nullcontext, device)
+    return f"{len(cache)} layers' entries reused; image and ws gradients: worst {worst:.1e}"
+
+
 # name -> check, in the order they run
 CHECKS: dict[str, Callable[[torch.device], str]] = {
     "fast/upfirdn2d": check_upfirdn2d,
@@ -186,7 +207,8 @@ CHECKS: dict[str, Callable[[torch.device], str]] = {
     "fast/modconv": check_modulated_conv2d,
     "fast/bias_act": check_bias_act,
     "fast/networks": check_networks,
+    "fast/weight_cache": check_weight_cache,
 }
 
 __all__ = ["CHECKS", "REL_TOL", "check_upfirdn2d", "check_conv2d_resample", "check_modulated_conv2d",
-           "check_bias_act", "check_networks"]
+           "check_bias_act", "check_networks", "check_weight_cache"]
