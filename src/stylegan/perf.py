@@ -16,6 +16,9 @@ gradients, which R1 and path-length regularization need):
 - `maybe_compile(module, enabled, mode)`: torch.compile, falling back to eager with a warning
   when compilation fails. aot_autograd cannot differentiate twice, so run R1 / path-length
   phases inside `with eager():` (the wrapper then calls the original module).
+- `weight_cache()` (re-exported from stylegan.nn.weight_cache): inside the block, inference reuses
+  what synthesis layers derive from fixed weights (demodulation sums, transposed upsampling
+  weights) across calls; generation, the explorer, metrics and the projector use it.
 - `precision_scope(Precision("bf16"))`: 16 bits in the highest resolutions of G and D, as the official
   scheme (`stylegan.nn.precision`); `precision_problem(p, device)` says when the hardware would emulate it.
 - `retain_malloc()`: glibc keeps freed memory for reuse instead of unmapping it (large speedups for
@@ -36,6 +39,7 @@ import torch
 from torch import nn
 
 from .nn.precision import Precision, precision_problem, precision_scope
+from .nn.weight_cache import WeightCache, weight_cache
 from .ops.settings import MODCONV_POLICIES, OpSettings, op_settings, set_op_settings, use_op_settings
 
 # ---------------------------------------------------------------------------------------------
@@ -280,5 +284,5 @@ __all__ = [
     "retain_malloc",
     "eager", "eager_forced", "fast_paths", "get_fast_paths", "get_modconv_policy", "maybe_compile",
     "modconv_policy", "reference_mode", "set_channels_last", "set_fast_paths", "set_modconv_policy",
-    "unwrap",
+    "unwrap", "WeightCache", "weight_cache",
 ]
