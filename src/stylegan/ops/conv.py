@@ -83,7 +83,7 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
     `transposed_weight`: `_transpose_weight(w, groups, flip_weight)` when the caller keeps it
     (`prepare_weight`); used by the up > 1 form only.
     """
-    cout, cin_g, kh, kw = w.shape
+    kh, kw = w.shape[2:]
     px0, px1, py0, py1 = _resample_padding(f, up, down, padding)
 
     if kh == 1 and kw == 1 and down > 1 and up == 1:  # 1x1: decimate first, then convolve
