@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from stylegan import perf
+from stylegan.device import cpu_model
 from stylegan.models import Generator, build_discriminator, mix_styles
 from stylegan.nn import WeightCache, weight_cache
 from stylegan.training.presets import DataShape, resolve_preset, stylegan2_config
@@ -320,19 +321,6 @@ def bench_config(name, args, device, variants):
             if isinstance(m, perf.CompiledModule) and m.compile_failed:
                 result["variants"][v.name]["compile_failed"] = m.compile_failed
     return result
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def markdown_header(threads: int, allocator: str) -> str:

@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 
@@ -34,19 +32,12 @@ import torch
 
 from bench import make_config  # bench/bench.py: the S32 / S64 / S256 networks
 from stylegan import perf
+from stylegan.device import cpu_model
 from stylegan.explore import create_app
 from stylegan.explore.server import serve_in_thread
 from stylegan.models import Generator
 from stylegan.nn import WeightCache, weight_cache
 from stylegan.synth.sample import z_from_seeds
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def load() -> str:

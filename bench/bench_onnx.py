@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ from pathlib import Path
 import torch
 
 from stylegan import perf
+from stylegan.device import cpu_model
 from stylegan.io.onnx_export import ExportOptions, export_onnx
 from stylegan.models import Generator, GeneratorConfig, MappingConfig
 from stylegan.nn import WeightCache, weight_cache
@@ -41,15 +40,9 @@ def make_generator(res: int) -> Generator:
 
 
 def machine() -> dict:
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in subprocess.run(
-            ["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines()
-            if line.startswith("Model name"))
-    except StopIteration:
-        model = platform.processor() or platform.machine()
     import onnxruntime
 
-    return {"cpu": model, "cpu_count": os.cpu_count(), "torch": torch.__version__,
+    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__, "threads": torch.get_num_threads(),
             "allocator": perf.allocator_info(), "loadavg_at_start": os.getloadavg(),
             "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}

@@ -6,6 +6,8 @@ inside the first kernel.
 """
 from __future__ import annotations
 
+import platform
+
 import torch
 
 
@@ -35,4 +37,17 @@ def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0
     return dev
 
 
-__all__ = ["DeviceUnavailable", "mps_available", "resolve_device"]
+def cpu_model() -> str:
+    """The CPU's model name as `lscpu` reports it (from /proc/cpuinfo), else what `platform` knows.
+    Every benchmark table and the selftest header name the machine with it."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+__all__ = ["DeviceUnavailable", "cpu_model", "mps_available", "resolve_device"]

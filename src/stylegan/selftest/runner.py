@@ -9,7 +9,7 @@ from typing import Callable, Iterator, Optional
 
 import torch
 
-from ..device import resolve_device
+from ..device import cpu_model, resolve_device
 from .ddp import check_ddp
 from .fastpaths import CHECKS as FAST_PATH_CHECKS
 from .parity import check_fixture
@@ -113,14 +113,7 @@ def _processor(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
         return f"Apple MPS ({platform.machine()})"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpu_model()
 
 
 def environment(device: torch.device, dtype: str) -> str:
