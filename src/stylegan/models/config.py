@@ -98,6 +98,9 @@ class DiscriminatorConfig:
     mbstd_group_size: Optional[int] = 4
     mbstd_num_channels: int = 1
     cmap_dim: Optional[int] = None  # label projection size (default channels at 4x4)
+    # Auxiliary classifier head (AC-GAN) on the epilogue's features: class logits beside the
+    # real/fake logit (`Discriminator.scores`). 0: none, as in every official network.
+    aux_classes: int = 0
     mapping: MappingConfig = field(default_factory=lambda: MappingConfig(w_avg_beta=None))
     # Progressive growing network (models/stylegan1.py: one fromRGB per resolution, fade-in by `lod`).
     # Version 1 networks always grow; for version 2 this selects the progressive discriminator of
@@ -106,6 +109,10 @@ class DiscriminatorConfig:
 
     def __post_init__(self) -> None:
         _check_resolution(self.img_resolution)
+        if self.aux_classes < 0:
+            raise ValueError(f"aux_classes must be >= 0, got {self.aux_classes}")
+        if self.aux_classes and (self.version != 2 or self.growing):
+            raise ValueError("aux_classes (auxiliary classifier) exists for the StyleGAN2 discriminator only")
 
     def channels(self, res: int) -> int:
         return min(self.channel_base // res, self.channel_max)

@@ -124,20 +124,27 @@ class SynthesisNetwork(nn.Module):
         return img.contiguous()  # NCHW even when the blocks run channels_last (no-op otherwise)
 
 
-def epilogue_logits(epilogue: nn.Module, x: torch.Tensor, cmap: torch.Tensor | None) -> torch.Tensor:
-    """The 4x4 tail shared by every discriminator (v1 and v2): [mbstd] -> conv -> fc -> out.
-
-    x: [N, C, 4, 4] -> logits [N, 1]. Conditional networks output [N, cmap_dim] and take the
-    projection logit <out, embed(c)> / sqrt(cmap_dim) (Miyato & Koyama 2018; StyleGAN2-ADA).
-    """
+def epilogue_features(epilogue: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The 4x4 tail shared by every discriminator (v1 and v2) up to its last hidden layer:
+    [mbstd] -> conv -> fc. x: [N, C, 4, 4] -> features [N, C']."""
     if epilogue.mbstd is not None:
         x = epilogue.mbstd(x)
     x = epilogue.conv(x)
-    x = epilogue.fc(x.flatten(1))
-    x = epilogue.out(x)  # [N, 1] or [N, cmap_dim]
+    return epilogue.fc(x.flatten(1))
+
+
+def projected_logits(epilogue: nn.Module, features: torch.Tensor, cmap: torch.Tensor | None) -> torch.Tensor:
+    """features [N, C'] -> logits [N, 1]. Conditional networks output [N, cmap_dim] and take the
+    projection logit <out, embed(c)> / sqrt(cmap_dim) (Miyato & Koyama 2018; StyleGAN2-ADA)."""
+    x = epilogue.out(features)  # [N, 1] or [N, cmap_dim]
     if epilogue.cmap_dim > 0:
         x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(epilogue.cmap_dim))
     return x
+
+
+def epilogue_logits(epilogue: nn.Module, x: torch.Tensor, cmap: torch.Tensor | None) -> torch.Tensor:
+    """[mbstd] -> conv -> fc -> out (-> projection): x [N, C, 4, 4] -> logits [N, 1]."""
+    return projected_logits(epilogue, epilogue_features(epilogue, x), cmap)
 
 
 class DiscriminatorBlock(nn.Module):
@@ -184,7 +191,8 @@ class DiscriminatorEpilogue(nn.Module):
     """4x4 head: [fromRGB] -> minibatch std -> conv -> FC -> FC (-> projection onto label embedding)."""
 
     def __init__(self, in_channels: int, cmap_dim: int, resolution: int, img_channels: int, *,
-                 architecture: str, mbstd_group_size: int | None, mbstd_num_channels: int, conv_clamp):
+                 architecture: str, mbstd_group_size: int | None, mbstd_num_channels: int, conv_clamp,
+                 aux_classes: int = 0):
         super().__init__()
         self.architecture, self.cmap_dim = architecture, cmap_dim
         if architecture == "skip":
@@ -194,12 +202,18 @@ class DiscriminatorEpilogue(nn.Module):
                            conv_clamp=conv_clamp)
         self.fc = FullyConnected(in_channels * resolution ** 2, in_channels, activation="lrelu")
         self.out = FullyConnected(in_channels, 1 if cmap_dim == 0 else cmap_dim)
+        # Auxiliary classifier (AC-GAN, Odena et al. 2017): class logits from the same features.
+        self.classifier = FullyConnected(in_channels, aux_classes) if aux_classes > 0 else None
 
-    def forward(self, x: torch.Tensor, img: torch.Tensor | None, cmap: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, img: torch.Tensor | None,
+                cmap: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> (logits [N, 1], class logits [N, aux_classes] or None)."""
         if self.architecture == "skip":
             y = self.fromrgb(img.to(torch.float32))
             x = y if x is None else x.to(torch.float32) + y
-        return epilogue_logits(self, x.to(torch.float32), cmap)
+        features = epilogue_features(self, x.to(torch.float32))
+        classes = self.classifier(features) if self.classifier is not None else None
+        return projected_logits(self, features, cmap), classes
 
 
 class Discriminator(nn.Module):
@@ -227,9 +241,15 @@ class Discriminator(nn.Module):
             cfg.channels(4), cmap_dim, 4, cfg.img_channels,
             architecture=cfg.architecture if cfg.img_resolution > 4 else "skip",
             mbstd_group_size=cfg.mbstd_group_size, mbstd_num_channels=cfg.mbstd_num_channels,
-            conv_clamp=cfg.conv_clamp)
+            conv_clamp=cfg.conv_clamp, aux_classes=cfg.aux_classes)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False) -> torch.Tensor:
+        """-> logits [N, 1]."""
+        return self.scores(img, c, force_fp32)[0]
+
+    def scores(self, img: torch.Tensor, c: torch.Tensor | None = None,
+               force_fp32: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> (logits [N, 1], class logits [N, cfg.aux_classes] or None without a classifier)."""
         expect = (self.img_channels, self.img_resolution, self.img_resolution)
         if img.ndim != 4 or tuple(img.shape[1:]) != expect:
             raise ValueError(f"images must be [N, {', '.join(map(str, expect))}], got {tuple(img.shape)}")

@@ -40,6 +40,11 @@ class LossConfig:
     pl_batch_shrink: int = 2
     pl_decay: float = 0.01
     style_mixing_prob: float = 0.9
+    # Auxiliary classifier (AC-GAN, Odena et al. 2017; not in the official code): with labels and a
+    # discriminator classifier head (DiscriminatorConfig.aux_classes = c_dim), D main adds
+    # cls_weight * CE(D's class logits of the reals, their labels) and G main cls_weight * CE(D's
+    # class logits of the fakes, the labels they were drawn for). 0: off, as officially.
+    cls_weight: float = 0.0
     wgan_lambda: float = 10.0
     wgan_target: float = 1.0
     wgan_epsilon: float = 0.001  # drift penalty on real logits

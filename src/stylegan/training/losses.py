@@ -11,6 +11,10 @@ inputs, ctx) -> RoundResult` runs G and D for one round of a training phase and 
     Dreg    R1 = gamma/2 |grad_x D(x)|^2 on reals            (GP lives in Dmain: no lazy form)
     Gboth / Dboth: main + reg in one pass (regularization interval 0 = every minibatch).
 
+With `cls_weight` > 0 (ours, not official: the conditional CPU demo) Gmain adds
+cls_weight * CE(class logits of D(G(z, c)), c) and Dmain cls_weight * CE(class logits of D(x), c_x):
+an auxiliary classifier (AC-GAN, Odena et al. 2017) trained on reals only.
+
 Lazy regularization multiplies a reg phase's loss by its interval (passed in as `gain`).
 """
 from __future__ import annotations
@@ -38,6 +42,11 @@ def g_nonsaturating_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 def d_logistic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Logistic D loss terms (softplus(D(fake)), softplus(-D(real))), each per sample."""
     return F.softplus(fake_logits), F.softplus(-real_logits)
+
+
+def class_loss(class_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of class logits [N, K] against label distributions [N, K] (one-hot) -> [N, 1]."""
+    return F.cross_entropy(class_logits.float(), labels.float(), reduction="none").unsqueeze(1)
 
 
 def wgan_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -207,6 +216,10 @@ class StyleGANLoss:
     def __init__(self, G, D, cfg: LossConfig, augment_pipe: Optional[torch.nn.Module] = None,
                  compile: bool = False):
         self.G, self.D, self.cfg, self.augment_pipe = G, D, cfg, augment_pipe
+        self.classes = cfg.cls_weight > 0
+        if self.classes and (D.c_dim == 0 or getattr(D.cfg, "aux_classes", 0) != D.c_dim):
+            raise ValueError(f"cls_weight {cfg.cls_weight} needs a conditional discriminator with a classifier "
+                             f"head of c_dim classes (DiscriminatorConfig.aux_classes = c_dim = {D.c_dim})")
         # `compile`: G.mapping, G.synthesis and D go through torch.compile (falling back to eager
         # with a warning). The regularization phases differentiate twice, which compiled graphs
         # cannot, so they run the plain modules (`perf.eager`). Parameters are shared either way.
@@ -241,6 +254,12 @@ class StyleGANLoss:
             img = self.augment_pipe(img)
         return self.discriminator(img, c if self.D.c_dim > 0 else None)
 
+    def run_D_classes(self, img: torch.Tensor, c: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits [N, 1], class logits [N, K]) from one pass of a D with a classifier head (AC-GAN)."""
+        if self.augment_pipe is not None:
+            img = self.augment_pipe(img)
+        return self.D.scores(img, c if self.D.c_dim > 0 else None)
+
     # --------------------------------------------------------------------------- phases
 
     def accumulate_gradients(self, phase: str, inputs: RoundInputs, ctx: PhaseContext = PhaseContext()) -> RoundResult:
@@ -262,11 +281,18 @@ class StyleGANLoss:
 
         if work.G_main:
             gen_img, _ = self.run_G(gen_z, gen_c, ctx.mixing_num_ws)
-            gen_logits = self.run_D(gen_img, gen_c)
+            if self.classes:
+                gen_logits, gen_classes = self.run_D_classes(gen_img, gen_c)
+            else:
+                gen_logits = self.run_D(gen_img, gen_c)
             report("Loss/scores/fake", gen_logits)
             report("Loss/signs/fake", gen_logits.sign())
             loss_G = wgan_g_loss(gen_logits) if wgan else g_nonsaturating_loss(gen_logits)
             report("Loss/G/loss", loss_G)
+            if self.classes:  # AC-GAN: fakes should be classified as the label they were drawn for
+                loss_cls = class_loss(gen_classes, gen_c)
+                report("Loss/G/cls", loss_cls)
+                loss_G = loss_G + loss_cls * cfg.cls_weight
             loss_G.mean().mul(gain).backward()
 
         if work.G_pl:
@@ -296,7 +322,11 @@ class StyleGANLoss:
 
         if work.D_main or work.D_r1:
             real = real_img.detach().requires_grad_(work.D_r1)
-            real_logits = self.run_D(real, real_c)
+            classify = work.D_main and self.classes
+            if classify:
+                real_logits, real_classes = self.run_D_classes(real, real_c)
+            else:
+                real_logits = self.run_D(real, real_c)
             if work.D_main:
                 report("Loss/scores/real", real_logits)
                 report("Loss/signs/real", real_logits.sign())
@@ -308,6 +338,11 @@ class StyleGANLoss:
                     loss_D = loss_fake + loss_real
                 report("Loss/D/loss", loss_D)
                 loss_terms.append(loss_D)
+            if classify:  # AC-GAN: D learns the labels of the reals (only: fakes do not train it)
+                loss_cls = class_loss(real_classes, real_c)
+                report("Loss/D/cls", loss_cls)
+                report("Loss/D/cls_accuracy", (real_classes.argmax(1) == real_c.argmax(1)).float())
+                loss_terms.append(loss_cls * cfg.cls_weight)
             if work.D_r1:
                 penalty = r1_penalty(real_logits, real)  # [N]
                 report("Loss/r1_penalty", penalty)
@@ -347,6 +382,6 @@ class StyleGANLoss:
 
 
 __all__ = ["PhaseWork", "RoundInputs", "PhaseContext", "RoundResult", "path_length_surrogate",
-           "g_nonsaturating_loss", "d_logistic_loss", "wgan_g_loss", "wgan_d_loss", "input_gradient_sq_norm",
+           "g_nonsaturating_loss", "d_logistic_loss", "class_loss", "wgan_g_loss", "wgan_d_loss", "input_gradient_sq_norm",
            "r1_penalty", "gradient_penalty", "pl_noise_like", "path_lengths", "lazy_regularization_adam",
            "StyleGANLoss"]

@@ -21,9 +21,10 @@ from ..util import format_time
 # Statistics reported by the loss and reduced over ranks at every tick (a fixed list keeps the
 # all_reduce layout identical on every rank).
 STAT_NAMES = ("Loss/G/loss", "Loss/G/reg", "Loss/pl_penalty", "Loss/D/loss", "Loss/D/reg", "Loss/r1_penalty",
-              "Loss/gp", "Loss/scores/real", "Loss/scores/fake", "Loss/signs/real", "Loss/signs/fake")
+              "Loss/gp", "Loss/scores/real", "Loss/scores/fake", "Loss/signs/real", "Loss/signs/fake",
+              "Loss/G/cls", "Loss/D/cls", "Loss/D/cls_accuracy")  # the last three: AC-GAN (cls_weight)
 # Values whose non-finiteness counts as a diverging run.
-LOSS_NAMES = ("Loss/G/loss", "Loss/G/reg", "Loss/D/loss", "Loss/D/reg")
+LOSS_NAMES = ("Loss/G/loss", "Loss/G/reg", "Loss/D/loss", "Loss/D/reg", "Loss/G/cls", "Loss/D/cls")
 
 
 class TickStats:
@@ -136,9 +137,12 @@ def tick_line(tick: int, kimg: float, timing: TickTiming, augment_p: float, stat
               f"maintenance {timing.maintenance:<6.1f}", f"cpumem {timing.cpu_mem:<6.2f}",
               f"gpumem {timing.gpu_mem:<6.2f}", f"augment {augment_p:.3f}",
               f"G {m('Loss/G/loss'):.3f}", f"D {m('Loss/D/loss'):.3f}"]
-    for key, label in (("Loss/r1_penalty", "R1"), ("Loss/gp", "GP"), ("Loss/pl_penalty", "PL")):
+    for key, label in (("Loss/r1_penalty", "R1"), ("Loss/gp", "GP"), ("Loss/pl_penalty", "PL"),
+                       ("Loss/G/cls", "Gcls"), ("Loss/D/cls", "Dcls")):
         if key in stats:
             fields.append(f"{label} {m(key):.4f}")
+    if "Loss/D/cls_accuracy" in stats:
+        fields.append(f"Dacc {m('Loss/D/cls_accuracy'):.2f}")
     if progressive is not None:
         fields.append(f"res {progressive[0]} lod {progressive[1]:.3f}")
     return " ".join(fields)
