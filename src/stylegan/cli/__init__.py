@@ -20,6 +20,7 @@ _COMMANDS = {
     "project": "Project a real image into W (or W+).",
     "metrics": "Compute FID, KID, precision/recall, IS, PPL, linear separability.",
     "convert": "Convert official NVIDIA pickles and rosinality checkpoints (to ours, or ours to rosinality).",
+    "report": "Progress grid and curves of a training run (and how many MNIST digits it draws).",
     "info": "Print a checkpoint's config and parameter counts.",
     "export": "Export a generator to ONNX (truncation and noise fixed at export time).",
     "explore": "Local web explorer: seeds, truncation, mixing, noise, loops, projection.",
