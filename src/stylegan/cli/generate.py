@@ -16,7 +16,9 @@ from ._common import device_option, load_network, precision_option, resolve_devi
 @click.option("--trunc", "psi", type=float, default=1.0, show_default=True, help="Truncation psi.")
 @click.option("--trunc-cutoff", "cutoff", type=int, default=None, help="Truncate only the first N style inputs.")
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
-@click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional networks).")
+@click.option("--class", "class_idx", default=None,
+              help="Class index of a conditional network, or several ('0-9', '1,7'): then each class "
+                   "gets every seed, one grid row per class.")
 @click.option("--projected-w", type=click.Path(dir_okay=False), help="projected_w.npz from `stylegan project`.")
 @click.option("--grid", is_flag=True, help="Also write all images as one grid.png.")
 @click.option("--batch", type=int, default=16, show_default=True)
@@ -37,7 +39,9 @@ def command(network_path, seeds, psi, cutoff, noise_mode, class_idx, projected_w
     for a, name in zip(arrays, names):
         save_image(a, outdir / name)
     if grid:
-        save_image(make_grid(arrays), outdir / "grid.png")
+        classes = _classes(class_idx)
+        rows = len(classes) if classes is not None and len(classes) > 1 else None
+        save_image(make_grid(arrays, rows=rows), outdir / "grid.png")
     click.echo(f"wrote {len(names)} image(s) of {G.img_resolution}x{G.img_resolution} to {outdir}")
 
 
@@ -54,12 +58,30 @@ def _images(G, seeds, psi, cutoff, noise_mode, class_idx, projected_w, batch, de
             raise click.ClickException("give --seeds (e.g. 0-7) or --projected-w")
         try:
             seed_list = parse_range(seeds)
-            images = generate(G, seed_list, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
-                              class_idx=class_idx, batch=batch, device=dev)
+            classes = _classes(class_idx)
+            if classes is None or len(classes) == 1:
+                images = generate(G, seed_list, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
+                                  class_idx=None if classes is None else classes[0], batch=batch, device=dev)
+                names = [f"seed{s:04d}.png" for s in seed_list]
+            else:  # class-major: one row of seeds per class
+                images = torch.cat([generate(G, seed_list, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
+                                             class_idx=c, batch=batch, device=dev) for c in classes])
+                names = [f"class{c:02d}-seed{s:04d}.png" for c in classes for s in seed_list]
         except ValueError as e:
             raise click.ClickException(str(e)) from None
-        names = [f"seed{s:04d}.png" for s in seed_list]
     return images, names
+
+
+def _classes(spec: str | None) -> list[int] | None:
+    """--class: None, one index or a list / range of indices."""
+    from ..synth.sample import parse_range
+
+    if spec is None:
+        return None
+    try:
+        return parse_range(spec)
+    except ValueError:
+        raise click.ClickException(f"--class must be an index or a list / range like 0-9, got {spec!r}") from None
 
 
 def _from_projected_w(G, path: str, noise_mode: str, device: torch.device):

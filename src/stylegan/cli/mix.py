@@ -18,13 +18,15 @@ from ._common import device_option, load_network, precision_option, resolve_devi
 @click.option("--trunc", "psi", type=float, default=1.0, show_default=True, help="Truncation psi.")
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 @click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional networks).")
+@click.option("--row-classes", default=None, help="Conditional networks: one class per row seed, e.g. '0,1,2'.")
+@click.option("--col-classes", default=None, help="Conditional networks: one class per column seed.")
 @click.option("--save-cells", is_flag=True, help="Also write every cell as ROW-COL.png.")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--outdir", default="out", show_default=True, type=click.Path(file_okay=False))
 @device_option
 @precision_option
-def command(network_path, row_seeds, col_seeds, styles, psi, noise_mode, class_idx, save_cells, batch,
-            outdir, device, precision):
+def command(network_path, row_seeds, col_seeds, styles, psi, noise_mode, class_idx, row_classes, col_classes,
+            save_cells, batch, outdir, device, precision):
     """Style-mixing grid: top row = column sources, left column = row sources; cell (r, c) = the row
     source with the --styles style inputs taken from the column source. Writes OUTDIR/grid.png."""
     from ..io.images import save_image
@@ -35,11 +37,14 @@ def command(network_path, row_seeds, col_seeds, styles, psi, noise_mode, class_i
     G = load_network(network_path, dev)
     try:
         rows, cols = parse_range(row_seeds), parse_range(col_seeds)
+        row_classes = None if row_classes is None else parse_range(row_classes)
+        col_classes = None if col_classes is None else parse_range(col_classes)
         idx = style_indices(styles, G.num_ws)
         cells: dict = {}
         with use_precision(G, precision, dev):
             grid = style_mixing_grid(G, rows, cols, idx, psi=psi, noise_mode=noise_mode, device=dev,
-                                     class_idx=class_idx, batch=batch, cells=cells)
+                                     class_idx=class_idx, row_classes=row_classes, col_classes=col_classes,
+                                     batch=batch, cells=cells)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     outdir = Path(outdir)

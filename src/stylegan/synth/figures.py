@@ -40,11 +40,18 @@ def _device(G, device) -> torch.device:
 
 
 def seed_ws(G, seeds: Sequence[int], *, psi: float = 1.0, cutoff: int | None = None,
-            class_idx: int | None = None, device=None) -> torch.Tensor:
-    """ws [len(seeds), num_ws, w_dim] for seeds (official z convention), truncated with psi/cutoff."""
+            class_idx: int | Sequence[int] | None = None, device=None) -> torch.Tensor:
+    """ws [len(seeds), num_ws, w_dim] for seeds (official z convention), truncated with psi/cutoff.
+
+    class_idx: one class for every seed, or one per seed (conditional networks)."""
     dev = _device(G, device)
     z = z_from_seeds(seeds, G.z_dim, dev)
-    c = class_labels(G, len(seeds), class_idx, dev)
+    if class_idx is None or isinstance(class_idx, int):
+        c = class_labels(G, len(seeds), class_idx, dev)
+    else:
+        if len(class_idx) != len(seeds):
+            raise ValueError(f"{len(class_idx)} classes for {len(seeds)} seeds")
+        c = torch.cat([class_labels(G, 1, int(k), dev) for k in class_idx])
     with torch.no_grad():
         return G.mapping(z, c, psi=psi, cutoff=cutoff)
 
@@ -99,11 +106,26 @@ def mix_ws(ws_row: torch.Tensor, ws_col: torch.Tensor, styles: Sequence[int]) ->
 
 def style_mixing_images(G, row_seeds: Sequence[int], col_seeds: Sequence[int], styles, *,
                         psi: float = 1.0, noise_mode: NoiseMode = "const", class_idx: int | None = None,
+                        row_classes: Sequence[int] | None = None, col_classes: Sequence[int] | None = None,
                         device=None, batch: int = 16) -> dict[tuple[int, int], np.ndarray]:
-    """{(row_seed, col_seed): uint8 [H, W, C]} for every cell, plus (s, s) for every source seed."""
+    """{(row_seed, col_seed): uint8 [H, W, C]} for every cell, plus (s, s) for every source seed.
+
+    Conditional networks: `class_idx` for every source, or `row_classes` / `col_classes` one per
+    row / column seed (e.g. a digit's shape from the column, its style from the row)."""
     styles = style_indices(styles, G.num_ws)
     all_seeds = list(dict.fromkeys(list(row_seeds) + list(col_seeds)))
-    ws_all = seed_ws(G, all_seeds, psi=psi, class_idx=class_idx, device=device)
+    classes = None
+    if row_classes is not None or col_classes is not None:
+        class_of: dict[int, int] = {}
+        for seeds, ks, what in ((row_seeds, row_classes, "row"), (col_seeds, col_classes, "column")):
+            ks = [class_idx] * len(seeds) if ks is None else list(ks)
+            if len(ks) != len(seeds) or any(k is None for k in ks):
+                raise ValueError(f"give one class per {what} seed ({len(seeds)}), or --class for all")
+            for seed, k in zip(seeds, ks):
+                if class_of.setdefault(seed, int(k)) != int(k):
+                    raise ValueError(f"seed {seed} is asked for with two classes; use distinct seeds")
+        classes = [class_of[s] for s in all_seeds]
+    ws_all = seed_ws(G, all_seeds, psi=psi, class_idx=classes if classes is not None else class_idx, device=device)
     w_of = {s: ws_all[i:i + 1] for i, s in enumerate(all_seeds)}
     keys = [(s, s) for s in all_seeds] + [(r, c) for r in row_seeds for c in col_seeds]
     ws = torch.cat([w_of[s] if r == s else mix_ws(w_of[r], w_of[s], styles) for r, s in keys])
@@ -113,6 +135,7 @@ def style_mixing_images(G, row_seeds: Sequence[int], col_seeds: Sequence[int], s
 
 def style_mixing_grid(G, row_seeds: Sequence[int], col_seeds: Sequence[int], styles, psi: float = 1.0,
                       noise_mode: NoiseMode = "const", device=None, *, class_idx: int | None = None,
+                      row_classes: Sequence[int] | None = None, col_classes: Sequence[int] | None = None,
                       batch: int = 16, cells: dict | None = None) -> np.ndarray:
     """StyleGAN Fig. 3 as uint8 [(rows+1) H, (cols+1) W, C]: top-left blank, top row = column sources,
     left column = row sources, cell (r, c) = row source with `styles` from the column source.
@@ -123,7 +146,8 @@ def style_mixing_grid(G, row_seeds: Sequence[int], col_seeds: Sequence[int], sty
     if not row_seeds or not col_seeds:
         raise ValueError("need at least one row seed and one column seed")
     imgs = style_mixing_images(G, row_seeds, col_seeds, styles, psi=psi, noise_mode=noise_mode,
-                               class_idx=class_idx, device=device, batch=batch)
+                               class_idx=class_idx, row_classes=row_classes, col_classes=col_classes,
+                               device=device, batch=batch)
     if cells is not None:
         cells.update(imgs)
     h, w, c = next(iter(imgs.values())).shape
