@@ -14,6 +14,7 @@ Official values (stylegan2-ada-pytorch `train.py --cfg`):
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from ..models.config import DiscriminatorConfig, GeneratorConfig, MappingConfig
@@ -87,7 +88,7 @@ PRESETS.update(PAPER_PRESETS)
 # Sized for 32x32 (fine up to 64x64); docs/training.md shows what they reach. `tiny` is for tests.
 def _cpu_config(shape: DataShape, *, name: str, batch: int, channel_base: int, channel_max: int,
                 z_dim: int, lr: float, gamma: float, ema_kimg: float, pl_weight: float = 2.0,
-                mbstd: int = 4) -> TrainingConfig:
+                mbstd: int = 4, cls_weight: float = 1.0) -> TrainingConfig:
     """A StyleGAN2 small enough for a CPU. At this size (73k-83k parameters per network), our code and
     NVIDIA's alike (same weights -> same outputs and gradients) pass through the early collapse
     phase: from ~5 kimg every z draws one digit, and the digit hops between classes until ~80-100
@@ -97,14 +98,20 @@ def _cpu_config(shape: DataShape, *, name: str, batch: int, channel_base: int, c
                            ema_kimg=ema_kimg, ema_rampup=0.05, map_layers=2, pl_weight=pl_weight,
                            channel_max=channel_max, z_dim=z_dim, w_dim=z_dim, num_fp16_res=0,
                            conv_clamp=None, name=name)
-    return cfg.replace(kimg_per_tick=4.0, snap=5, total_kimg=120.0)
+    if shape.c_dim > 0 and cls_weight > 0:
+        # Conditional (`--cond`): D also classifies the reals and G is asked to draw the class it was
+        # given (AC-GAN head beside the official projection). Without it, G ignores its labels and
+        # collapses onto one digit as the unconditional network does (docs/training.md).
+        cfg = cfg.replace(D=cfg.D.replace(aux_classes=shape.c_dim),
+                          loss=replace(cfg.loss, cls_weight=cls_weight))
+    return cfg.replace(kimg_per_tick=4.0, snap=2, total_kimg=60.0)
 
 
 PRESETS.update({
     "cpu": lambda s: _cpu_config(s, name="cpu", batch=32, channel_base=512, channel_max=32, z_dim=64,
                                  lr=0.0025, gamma=1.0, ema_kimg=1.0),
     "tiny": lambda s: _cpu_config(s, name="tiny", batch=8, channel_base=256, channel_max=32, z_dim=32,
-                                  lr=0.002, gamma=1.0, ema_kimg=0.5).replace(kimg_per_tick=0.032, snap=1,
+                                  lr=0.002, gamma=1.0, ema_kimg=0.5, cls_weight=0.0).replace(kimg_per_tick=0.032, snap=1,
                                                                              total_kimg=0.064),
 })
 
@@ -113,8 +120,6 @@ def _cpu_sg1(shape: DataShape, *, name: str = "cpu-sg1", channel_base: int = 102
              z_dim: int = 64, batch: int = 32, phase_kimg: float = 2.0) -> TrainingConfig:
     """StyleGAN v1 config F (AdaIN, const input, noise, mixing 0.9; logistic + R1 every step),
     small, growing from 8x8 with `phase_kimg` of training + `phase_kimg` of fade-in per resolution."""
-    from dataclasses import replace
-
     cfg = sg1_config(shape, "F", name=name)
     G = cfg.G.replace(z_dim=z_dim, w_dim=z_dim, channel_base=channel_base, channel_max=channel_max,
                       mapping=replace(cfg.G.mapping, num_layers=2, embed_features=None))
