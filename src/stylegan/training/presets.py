@@ -89,11 +89,13 @@ PRESETS.update(PAPER_PRESETS)
 def _cpu_config(shape: DataShape, *, name: str, batch: int, channel_base: int, channel_max: int,
                 z_dim: int, lr: float, gamma: float, ema_kimg: float, pl_weight: float = 2.0,
                 mbstd: int = 4, cls_weight: float = 1.0) -> TrainingConfig:
-    """A StyleGAN2 small enough for a CPU. At this size (73k-83k parameters per network), our code and
-    NVIDIA's alike (same weights -> same outputs and gradients) pass through the early collapse
-    phase: from ~5 kimg every z draws one digit, and the digit hops between classes until ~80-100
-    kimg, after which the samples spread over (nearly) all ten (measured on MNIST, label entropy
-    1.8-2.2 of 2.3 at 110-120 kimg in four runs). Hence 120 kimg."""
+    """A StyleGAN2 small enough for a CPU (73k-83k parameters per network at 32x32).
+
+    Unconditional at this size, our code and NVIDIA's alike (same weights -> same outputs and
+    gradients) fall into the early collapse: from ~5 kimg every z draws one digit, hopping between
+    classes until ~80-100 kimg. With labels (`--cond`) the discriminator also classifies the reals
+    and G is trained to draw the class it is given (`cls_weight`, AC-GAN; docs/presets.md): the
+    `cpu` preset then draws all ten MNIST digits from ~30 kimg on (docs/training.md)."""
     cfg = stylegan2_config(shape, batch=batch, mbstd=mbstd, channel_base=channel_base, lr=lr, gamma=gamma,
                            ema_kimg=ema_kimg, ema_rampup=0.05, map_layers=2, pl_weight=pl_weight,
                            channel_max=channel_max, z_dim=z_dim, w_dim=z_dim, num_fp16_res=0,
@@ -104,11 +106,11 @@ def _cpu_config(shape: DataShape, *, name: str, batch: int, channel_base: int, c
         # collapses onto one digit as the unconditional network does (docs/training.md).
         cfg = cfg.replace(D=cfg.D.replace(aux_classes=shape.c_dim),
                           loss=replace(cfg.loss, cls_weight=cls_weight))
-    return cfg.replace(kimg_per_tick=4.0, snap=2, total_kimg=60.0)
+    return cfg.replace(kimg_per_tick=4.0, snap=2, total_kimg=40.0)
 
 
 PRESETS.update({
-    "cpu": lambda s: _cpu_config(s, name="cpu", batch=32, channel_base=512, channel_max=32, z_dim=64,
+    "cpu": lambda s: _cpu_config(s, name="cpu", batch=16, channel_base=512, channel_max=32, z_dim=64,
                                  lr=0.0025, gamma=1.0, ema_kimg=1.0),
     "tiny": lambda s: _cpu_config(s, name="tiny", batch=8, channel_base=256, channel_max=32, z_dim=32,
                                   lr=0.002, gamma=1.0, ema_kimg=0.5, cls_weight=0.0).replace(kimg_per_tick=0.032, snap=1,
