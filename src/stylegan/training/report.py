@@ -115,6 +115,10 @@ def _plot_progress(rows: list[np.ndarray], labels: list[str], path: Path) -> Non
     plt.close(fig)
 
 
+def _kimg_label(kimg: float) -> str:
+    return f"{kimg:.0f} kimg" if kimg >= 1 else f"{kimg:.2g} kimg"  # 8.016 -> 8 (ticks end a step late)
+
+
 def _mean(rec: dict, key: str) -> float:
     """The mean of a stats.jsonl entry ({"num", "mean", "std"}, the official layout); NaN if absent."""
     v = rec.get(key)
@@ -128,8 +132,12 @@ def _plot_curves(stats: list[dict], digits: list[tuple[float, DigitDiversity]], 
     import matplotlib.pyplot as plt
 
     kimg = [_mean(r, "Progress/kimg") for r in stats]
-    panels = 4 if digits else 3
+    augment = [_mean(r, "Progress/augment") for r in stats]
+    has_aug = any(a > 0 for a in augment if not math.isnan(a))
+    has_cls = any(not math.isnan(_mean(r, "Loss/D/cls")) for r in stats)
+    panels = 2 + has_aug + has_cls + bool(digits)
     fig, axes = plt.subplots(panels, 1, figsize=(7, 2.1 * panels), sharex=True, dpi=100)
+    axes = list(axes)
     ax = axes[0]
     ax.plot(kimg, [_mean(r, "Loss/G/loss") for r in stats], label="G loss")
     ax.plot(kimg, [_mean(r, "Loss/D/loss") for r in stats], label="D loss")
@@ -144,14 +152,27 @@ def _plot_curves(stats: list[dict], digits: list[tuple[float, DigitDiversity]], 
     ax.set_yscale("log")
     ax.set_ylabel("penalty")
     ax.legend(fontsize=8)
-    ax = axes[2]
-    ax.plot(kimg, [_mean(r, "Progress/augment") for r in stats], color="tab:green")
-    ax.set_ylabel("augment p")
-    ax.set_ylim(bottom=0)
+    rest = axes[2:]
+    if has_aug:
+        ax = rest.pop(0)
+        ax.plot(kimg, augment, color="tab:green")
+        ax.set_ylabel("augment p")
+        ax.set_ylim(bottom=0)
+    if has_cls:  # the auxiliary classifier (AC-GAN): D's accuracy on reals, both cross-entropies
+        ax = rest.pop(0)
+        ax.plot(kimg, [_mean(r, "Loss/D/cls") for r in stats], label="CE of D on reals")
+        ax.plot(kimg, [_mean(r, "Loss/G/cls") for r in stats], label="CE of D on G's fakes (G's term)")
+        ax.plot(kimg, [_mean(r, "Loss/D/cls_accuracy") for r in stats], label="D's accuracy on reals",
+                linestyle="--")
+        ax.set_ylabel("classifier")
+        ax.legend(fontsize=8)
     if digits:
-        ax = axes[3]
+        ax = rest.pop(0)
         dk = [k for k, _ in digits]
         ax.plot(dk, [d.entropy for _, d in digits], marker="o", label="entropy of digit labels")
+        if digits[0][1].agreement is not None:
+            ax.plot(dk, [2.3 * d.agreement for _, d in digits], marker="^", linestyle=":",
+                    label="drawn as asked (x 2.3: 2.3 = all)")
         ax.axhline(math.log(10), color="gray", linestyle=":", linewidth=1)
         ax.text(dk[0], math.log(10), " all ten equally (2.30)", va="bottom", fontsize=7, color="gray")
         ax.set_ylim(0, 2.5)
@@ -161,7 +182,7 @@ def _plot_curves(stats: list[dict], digits: list[tuple[float, DigitDiversity]], 
                  label="digits with >= 3%")
         ax2.set_ylim(0, 10.5)
         ax2.set_ylabel("digits drawn", color="tab:red")
-        lines = ax.get_lines()[:1] + ax2.get_lines()
+        lines = [ln for ln in ax.get_lines() + ax2.get_lines() if not ln.get_label().startswith("_")]
         ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="lower right")
     axes[-1].set_xlabel("kimg (thousands of real images shown)")
     fig.tight_layout()
@@ -193,7 +214,7 @@ def run_report(run_dir: str | Path, *, seeds: Sequence[int] = range(8), digits: 
         reals = RealDigits.from_dataset(open_dataset(DIGIT_DATA[0], use_labels=True))
     rows, measures = _progress_rows(snapshots, list(seeds), torch.device(device), reals)
     progress = run_dir / "progress.png"
-    _plot_progress(rows, [f"{snapshot_kimg(s):g} kimg" for s in snapshots], progress)
+    _plot_progress(rows, [_kimg_label(snapshot_kimg(s)) for s in snapshots], progress)
     curves = run_dir / "curves.png"
     _plot_curves(_stats(run_dir), measures, curves)
     return RunReport(progress=progress, curves=curves, digits=measures)
