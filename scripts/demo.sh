@@ -2,10 +2,10 @@
 # The README's main command: set up, train a small class-conditional StyleGAN2 on the built-in MNIST
 # digits on the CPU for a few minutes, then write a sample grid (one row per digit), a style-mixing
 # grid, a truncation sweep, the training's progress grid and curves into the run directory, and say
-# how many of the ten digits the network draws. Training stops at DEMO_KIMG (40) or after
+# how many of the ten digits the network draws. Training stops at DEMO_KIMG (60) or after
 # DEMO_MINUTES (6) minutes, whichever comes first (README: what it reaches where).
 #
-# Knobs (environment): DEMO_OUTDIR (default runs), DEMO_KIMG (training length, default 40: the recipe
+# Knobs (environment): DEMO_OUTDIR (default runs), DEMO_KIMG (training length, default 60: the recipe
 # draws all ten digits from ~30 kimg on, see docs/training.md), DEMO_MINUTES (training time cap,
 # default 6; whichever ends first), DEMO_SEED (default 0), DEMO_DEVICE (default cpu), DEMO_PROCS
 # (training processes, default 2 on a machine with >= 2 cores: gloo data parallel, one thread each),
@@ -17,7 +17,7 @@ bash scripts/setup.sh
 PY=.venv/bin/python
 OUTDIR=${DEMO_OUTDIR:-runs}
 MINUTES=${DEMO_MINUTES:-6}
-KIMG=${DEMO_KIMG:-40}
+KIMG=${DEMO_KIMG:-60}
 DEVICE=${DEMO_DEVICE:-cpu}
 CORES=$(nproc 2>/dev/null || echo 1)
 PROCS=${DEMO_PROCS:-$([ "$DEVICE" = cpu ] && [ "$CORES" -ge 2 ] && echo 2 || echo 1)}
