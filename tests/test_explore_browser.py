@@ -4,7 +4,8 @@ Debian's chromedriver) against the real server on 127.0.0.1.
 Moves the psi slider with the keyboard and types a seed, checks the pixels the page shows against
 the library's images, drags the seed fifty times and checks the last image wins with a few renders,
 runs a short projection and watches its progress, downloads the PNG and the w. Set
-EXPLORE_SCREENSHOT=docs/images/explorer.png to refresh the README's screenshot.
+EXPLORE_SCREENSHOT=PATH to keep its screenshot (the README's, of the demo's trained network, comes
+from scripts/explorer-screenshot.py).
 
 scripts/test.sh installs the browser (scripts/setup-browser.sh); this test skips only where no
 browser can be installed at all, and says so loudly.
