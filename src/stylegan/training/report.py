@@ -95,11 +95,21 @@ def _progress_rows(snapshots: Sequence[Path], seeds: Sequence[int], device: torc
     return rows, digits
 
 
-def _plot_progress(rows: list[np.ndarray], labels: list[str], path: Path) -> None:
-    import matplotlib
-
+def _pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend (no display needed)."""
+    try:
+        import matplotlib
+    except ModuleNotFoundError:
+        raise ReportError("stylegan report draws with matplotlib: pip install 'stylegan[data]' "
+                          "(or matplotlib)") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot_progress(rows: list[np.ndarray], labels: list[str], path: Path) -> None:
+    plt = _pyplot()
 
     h = rows[0].shape[0]
     grid = np.concatenate(rows, axis=0)
@@ -126,10 +136,7 @@ def _mean(rec: dict, key: str) -> float:
 
 
 def _plot_curves(stats: list[dict], digits: list[tuple[float, DigitDiversity]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     kimg = [_mean(r, "Progress/kimg") for r in stats]
     augment = [_mean(r, "Progress/augment") for r in stats]
