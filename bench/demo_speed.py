@@ -30,15 +30,19 @@ from stylegan.training.presets import resolve_preset
 
 def variant_config(name: str):
     """'new': the demo's config (cpu preset, conditional with the classifier head); 'old': the
-    previous demo (unconditional cpu preset); 'new-bf16': 'new' in bf16 (CPUs with bf16 only)."""
+    previous demo's (unconditional, 16-32 channels); 'new-bf16': 'new' in bf16."""
     if name in ("new", "new-bf16"):
         cfg = resolve_preset("cpu", DataShape(32, 1, c_dim=10)).replace(cond=True)
         if name == "new-bf16":
             from stylegan.nn.precision import Precision
             cfg = cfg.replace(precision=Precision("bf16"))
         return cfg
-    if name == "old":
-        return resolve_preset("cpu", DataShape(32, 1))
+    if name == "old":  # before 2026-12-06: unconditional, 16-32 channels, lr 0.0025
+        from stylegan.training.config import OptimizerConfig
+
+        cfg = resolve_preset("cpu", DataShape(32, 1))
+        return cfg.replace(G=cfg.G.replace(channel_max=32), D=cfg.D.replace(channel_max=32),
+                           G_opt=OptimizerConfig(lr=0.0025), D_opt=OptimizerConfig(lr=0.0025))
     raise SystemExit(f"unknown variant {name!r}: new, old, new-bf16")
 
 
