@@ -6,7 +6,7 @@
 # DEMO_MINUTES (6.5) minutes, whichever comes first (README: what it reaches where).
 #
 # Knobs (environment): DEMO_OUTDIR (default runs), DEMO_KIMG (training length, default 60: the recipe
-# draws all ten digits from ~30 kimg on, see docs/training.md), DEMO_MINUTES (training time cap,
+# draws all ten digits from ~24-32 kimg on, see docs/training.md), DEMO_MINUTES (training time cap,
 # default 6.5; whichever ends first), DEMO_SEED (default 0), DEMO_DEVICE (default cpu), DEMO_PROCS
 # (training processes, default 2 on a machine with >= 2 cores: gloo data parallel, one thread each),
 # DEMO_THREADS (threads per process, default 1: on a busy machine intra-op threads wait for each
