@@ -95,34 +95,28 @@ def _progress_rows(snapshots: Sequence[Path], seeds: Sequence[int], device: torc
     return rows, digits
 
 
-def _pyplot():
-    """matplotlib's pyplot on the non-interactive Agg backend (no display needed)."""
+def _figure(width: float, height: float):
+    """A matplotlib Figure drawn off-screen (no pyplot, so no backend or other global state is touched)."""
     try:
-        import matplotlib
+        from matplotlib.figure import Figure
     except ModuleNotFoundError:
         raise ReportError("stylegan report draws with matplotlib: pip install 'stylegan[data]' "
                           "(or matplotlib)") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=(width, height), dpi=100)
 
 
 def _plot_progress(rows: list[np.ndarray], labels: list[str], path: Path) -> None:
-    plt = _pyplot()
-
     h = rows[0].shape[0]
     grid = np.concatenate(rows, axis=0)
     cmap = "gray" if grid.shape[2] == 1 else None
-    fig_w = 1.2 + grid.shape[1] / 40
-    fig, ax = plt.subplots(figsize=(fig_w, 0.4 + grid.shape[0] / 40), dpi=100)
+    fig = _figure(1.2 + grid.shape[1] / 40, 0.4 + grid.shape[0] / 40)
+    ax = fig.subplots()
     ax.imshow(grid[..., 0] if grid.shape[2] == 1 else grid, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
     ax.set_yticks([h * (i + 0.5) for i in range(len(rows))], labels, fontsize=8)
     ax.set_xticks([])
     ax.set_title("G_ema, same latents at every snapshot", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def _kimg_label(kimg: float) -> str:
@@ -136,15 +130,13 @@ def _mean(rec: dict, key: str) -> float:
 
 
 def _plot_curves(stats: list[dict], digits: list[tuple[float, DigitDiversity]], path: Path) -> None:
-    plt = _pyplot()
-
     kimg = [_mean(r, "Progress/kimg") for r in stats]
     augment = [_mean(r, "Progress/augment") for r in stats]
     has_aug = any(a > 0 for a in augment if not math.isnan(a))
     has_cls = any(not math.isnan(_mean(r, "Loss/D/cls")) for r in stats)
     panels = 2 + has_aug + has_cls + bool(digits)
-    fig, axes = plt.subplots(panels, 1, figsize=(7, 2.1 * panels), sharex=True, dpi=100)
-    axes = list(axes)
+    fig = _figure(7, 2.1 * panels)
+    axes = list(fig.subplots(panels, 1, sharex=True))
     ax = axes[0]
     ax.plot(kimg, [_mean(r, "Loss/G/loss") for r in stats], label="G loss")
     ax.plot(kimg, [_mean(r, "Loss/D/loss") for r in stats], label="D loss")
@@ -194,7 +186,6 @@ def _plot_curves(stats: list[dict], digits: list[tuple[float, DigitDiversity]], 
     axes[-1].set_xlabel("kimg (thousands of real images shown)")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def run_report(run_dir: str | Path, *, seeds: Sequence[int] = range(8), digits: Optional[bool] = None,
