@@ -217,7 +217,7 @@ class StyleGANLoss:
                  compile: bool = False):
         self.G, self.D, self.cfg, self.augment_pipe = G, D, cfg, augment_pipe
         self.classes = cfg.cls_weight > 0
-        if self.classes and (D.c_dim == 0 or getattr(D.cfg, "aux_classes", 0) != D.c_dim):
+        if self.classes and (D.c_dim == 0 or D.cfg.aux_classes != D.c_dim):
             raise ValueError(f"cls_weight {cfg.cls_weight} needs a conditional discriminator with a classifier "
                              f"head of c_dim classes (DiscriminatorConfig.aux_classes = c_dim = {D.c_dim})")
         # `compile`: G.mapping, G.synthesis and D go through torch.compile (falling back to eager
@@ -250,15 +250,21 @@ class StyleGANLoss:
         return img, ws
 
     def run_D(self, img: torch.Tensor, c: Optional[torch.Tensor]) -> torch.Tensor:
-        if self.augment_pipe is not None:
-            img = self.augment_pipe(img)
-        return self.discriminator(img, c if self.D.c_dim > 0 else None)
+        """Logits [N, 1] of the (augmented) images."""
+        return self.run_D_scores(img, c, classes=False)[0]
 
-    def run_D_classes(self, img: torch.Tensor, c: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits [N, 1], class logits [N, K]) from one pass of a D with a classifier head (AC-GAN)."""
+    def run_D_scores(self, img: torch.Tensor, c: Optional[torch.Tensor],
+                     classes: bool = True) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(logits [N, 1], class logits [N, K] or None) of the (augmented) images, from one pass.
+
+        Class logits come only with `classes` and a classifier head (`cls_weight` > 0); that pass
+        runs the plain D (torch.compile wraps D's forward, which returns the logits alone)."""
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
-        return self.D.scores(img, c if self.D.c_dim > 0 else None)
+        c = c if self.D.c_dim > 0 else None
+        if classes and self.classes:
+            return self.D.scores(img, c)
+        return self.discriminator(img, c), None
 
     # --------------------------------------------------------------------------- phases
 
@@ -281,15 +287,12 @@ class StyleGANLoss:
 
         if work.G_main:
             gen_img, _ = self.run_G(gen_z, gen_c, ctx.mixing_num_ws)
-            if self.classes:
-                gen_logits, gen_classes = self.run_D_classes(gen_img, gen_c)
-            else:
-                gen_logits = self.run_D(gen_img, gen_c)
+            gen_logits, gen_classes = self.run_D_scores(gen_img, gen_c)
             report("Loss/scores/fake", gen_logits)
             report("Loss/signs/fake", gen_logits.sign())
             loss_G = wgan_g_loss(gen_logits) if wgan else g_nonsaturating_loss(gen_logits)
             report("Loss/G/loss", loss_G)
-            if self.classes:  # AC-GAN: fakes should be classified as the label they were drawn for
+            if gen_classes is not None:  # AC-GAN: a fake should be classified as its label
                 loss_cls = class_loss(gen_classes, gen_c)
                 report("Loss/G/cls", loss_cls)
                 loss_G = loss_G + loss_cls * cfg.cls_weight
@@ -322,11 +325,7 @@ class StyleGANLoss:
 
         if work.D_main or work.D_r1:
             real = real_img.detach().requires_grad_(work.D_r1)
-            classify = work.D_main and self.classes
-            if classify:
-                real_logits, real_classes = self.run_D_classes(real, real_c)
-            else:
-                real_logits = self.run_D(real, real_c)
+            real_logits, real_classes = self.run_D_scores(real, real_c, classes=work.D_main)
             if work.D_main:
                 report("Loss/scores/real", real_logits)
                 report("Loss/signs/real", real_logits.sign())
@@ -338,7 +337,7 @@ class StyleGANLoss:
                     loss_D = loss_fake + loss_real
                 report("Loss/D/loss", loss_D)
                 loss_terms.append(loss_D)
-            if classify:  # AC-GAN: D learns the labels of the reals (only: fakes do not train it)
+            if real_classes is not None:  # AC-GAN: D learns the reals' labels (fakes do not train it)
                 loss_cls = class_loss(real_classes, real_c)
                 report("Loss/D/cls", loss_cls)
                 report("Loss/D/cls_accuracy", (real_classes.argmax(1) == real_c.argmax(1)).float())
@@ -382,6 +381,7 @@ class StyleGANLoss:
 
 
 __all__ = ["PhaseWork", "RoundInputs", "PhaseContext", "RoundResult", "path_length_surrogate",
-           "g_nonsaturating_loss", "d_logistic_loss", "class_loss", "wgan_g_loss", "wgan_d_loss", "input_gradient_sq_norm",
+           "g_nonsaturating_loss", "d_logistic_loss", "class_loss", "wgan_g_loss", "wgan_d_loss",
+           "input_gradient_sq_norm",
            "r1_penalty", "gradient_penalty", "pl_noise_like", "path_lengths", "lazy_regularization_adam",
            "StyleGANLoss"]
