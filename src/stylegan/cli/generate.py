@@ -33,43 +33,37 @@ def command(network_path, seeds, psi, cutoff, noise_mode, class_idx, projected_w
     dev = resolve_device(device)
     G = load_network(network_path, dev)
     outdir = Path(outdir)
+    classes = _classes(class_idx)
     with use_precision(G, precision, dev):
-        images, names = _images(G, seeds, psi, cutoff, noise_mode, class_idx, projected_w, batch, dev)
+        images, names = _images(G, seeds, psi, cutoff, noise_mode, classes, projected_w, batch, dev)
     arrays = to_uint8(images).numpy()
     for a, name in zip(arrays, names):
         save_image(a, outdir / name)
     if grid:
-        classes = _classes(class_idx)
-        rows = len(classes) if classes is not None and len(classes) > 1 else None
+        rows = len(classes) if classes is not None and len(classes) > 1 else None  # one row per class
         save_image(make_grid(arrays, rows=rows), outdir / "grid.png")
     click.echo(f"wrote {len(names)} image(s) of {G.img_resolution}x{G.img_resolution} to {outdir}")
 
 
-def _images(G, seeds, psi, cutoff, noise_mode, class_idx, projected_w, batch, dev):
-    """([N, C, H, W] images, file names) from --seeds or --projected-w."""
+def _images(G, seeds, psi, cutoff, noise_mode, classes, projected_w, batch, dev):
+    """([N, C, H, W] images, file names) from --seeds (class-major over `classes`) or --projected-w."""
     from ..synth.sample import generate, parse_range
 
     if projected_w:
         if seeds:
             raise click.ClickException("--seeds and --projected-w are exclusive")
-        images, names = _from_projected_w(G, projected_w, noise_mode, dev)
-    else:
-        if not seeds:
-            raise click.ClickException("give --seeds (e.g. 0-7) or --projected-w")
-        try:
-            seed_list = parse_range(seeds)
-            classes = _classes(class_idx)
-            if classes is None or len(classes) == 1:
-                images = generate(G, seed_list, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
-                                  class_idx=None if classes is None else classes[0], batch=batch, device=dev)
-                names = [f"seed{s:04d}.png" for s in seed_list]
-            else:  # class-major: one row of seeds per class
-                images = torch.cat([generate(G, seed_list, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
-                                             class_idx=c, batch=batch, device=dev) for c in classes])
-                names = [f"class{c:02d}-seed{s:04d}.png" for c in classes for s in seed_list]
-        except ValueError as e:
-            raise click.ClickException(str(e)) from None
-    return images, names
+        return _from_projected_w(G, projected_w, noise_mode, dev)
+    if not seeds:
+        raise click.ClickException("give --seeds (e.g. 0-7) or --projected-w")
+    try:
+        seed_list = parse_range(seeds)
+        images = torch.cat([generate(G, seed_list, psi=psi, cutoff=cutoff, noise_mode=noise_mode,
+                                     class_idx=c, batch=batch, device=dev) for c in (classes or [None])])
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    if classes is not None and len(classes) > 1:
+        return images, [f"class{c:02d}-seed{s:04d}.png" for c in classes for s in seed_list]
+    return images, [f"seed{s:04d}.png" for s in seed_list]
 
 
 def _classes(spec: str | None) -> list[int] | None:
