@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from ..data.dataset import open_dataset
-from ..io.load import load
+from ..io.checkpoint import Checkpoint, read_checkpoint
+from ..io.images import to_uint8
 from ..metrics.digits import DigitDiversity, RealDigits, digit_diversity
 from ..synth.sample import z_from_seeds
 from .snapshot import list_snapshots
@@ -49,13 +50,15 @@ class RunReport:
         return self.digits[-1][1] if self.digits else None
 
 
-def snapshot_kimg(path: Path) -> float:
-    """kimg of a snapshot from its name (snapshot-NNNNNNNNN.safetensors counts images)."""
-    return int(path.stem.split("-")[-1]) / 1000
+def snapshot_kimg(ckpt: Checkpoint) -> float:
+    """kimg of a training snapshot, as it records it (names counted kimg before they counted images)."""
+    if "kimg" not in ckpt.info:
+        raise ReportError(f"{ckpt.path} is not a training snapshot (no kimg in its info)")
+    return float(ckpt.info["kimg"])
 
 
 def is_digit_data(spec: Optional[str]) -> bool:
-    return spec is not None and spec.split("?")[0] in DIGIT_DATA
+    return spec in DIGIT_DATA
 
 
 def _run_config(run_dir: Path) -> dict:
@@ -79,20 +82,22 @@ def _stats(run_dir: Path) -> list[dict]:
 
 
 @torch.no_grad()
-def _progress_rows(snapshots: Sequence[Path], seeds: Sequence[int], device: torch.device,
-                   reals: Optional[RealDigits]) -> tuple[list[np.ndarray], list[tuple[float, DigitDiversity]]]:
-    """Per snapshot: a row of G_ema images [H, n*W, C] uint8 (and its digit measure)."""
-    rows, digits = [], []
+def _progress_rows(snapshots: Sequence[Path], seeds: Sequence[int], device: torch.device, reals: Optional[RealDigits]
+                   ) -> tuple[list[float], list[np.ndarray], list[tuple[float, DigitDiversity]]]:
+    """Per snapshot: its kimg, a row of G_ema images [H, n*W, C] uint8 (and its digit measure)."""
+    kimgs, rows, digits = [], [], []
     for snap in snapshots:
-        G = load(snap, device=device).eval()
+        ckpt = read_checkpoint(snap)
+        kimg = snapshot_kimg(ckpt)
+        G = ckpt.build("G_ema", device)
         z = z_from_seeds(seeds, G.z_dim).to(device)
         c = torch.eye(G.c_dim, device=device)[torch.arange(len(seeds)) % G.c_dim] if G.c_dim > 0 else None
-        img = G(z, c, noise_mode="const").float().cpu()  # [n, C, H, W] in [-1, 1]
-        img = ((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        img = to_uint8(G(z, c, noise_mode="const")).numpy()  # [n, H, W, C]
+        kimgs.append(kimg)
         rows.append(np.concatenate(list(img), axis=1))
         if reals is not None and G.img_channels == 1 and G.img_resolution ** 2 == reals.images.shape[1]:
-            digits.append((snapshot_kimg(snap), digit_diversity(G, reals)))
-    return rows, digits
+            digits.append((kimg, digit_diversity(G, reals)))
+    return kimgs, rows, digits
 
 
 def _figure(width: float, height: float):
@@ -198,7 +203,7 @@ def run_report(run_dir: str | Path, *, seeds: Sequence[int] = range(8), digits: 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"no such run directory: {run_dir}")
-    snapshots = sorted(list_snapshots(run_dir), key=snapshot_kimg)
+    snapshots = list_snapshots(run_dir)  # oldest first
     if not snapshots:
         raise ReportError(f"{run_dir} has no snapshot-*.safetensors yet")
     if len(snapshots) > max_rows:
@@ -210,9 +215,9 @@ def run_report(run_dir: str | Path, *, seeds: Sequence[int] = range(8), digits: 
     reals = None
     if digits:
         reals = RealDigits.from_dataset(open_dataset(DIGIT_DATA[0], use_labels=True))
-    rows, measures = _progress_rows(snapshots, list(seeds), torch.device(device), reals)
+    kimgs, rows, measures = _progress_rows(snapshots, list(seeds), torch.device(device), reals)
     progress = run_dir / "progress.png"
-    _plot_progress(rows, [_kimg_label(snapshot_kimg(s)) for s in snapshots], progress)
+    _plot_progress(rows, [_kimg_label(k) for k in kimgs], progress)
     curves = run_dir / "curves.png"
     _plot_curves(_stats(run_dir), measures, curves)
     return RunReport(progress=progress, curves=curves, digits=measures)
