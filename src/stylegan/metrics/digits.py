@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Optional
 
 import numpy as np
@@ -35,6 +36,11 @@ class RealDigits:
 
     images: torch.Tensor
     classes: np.ndarray
+
+    @cached_property
+    def pairwise_distance(self) -> float:
+        """`mean_pairwise_distance` of the images, computed once for all the generators measured."""
+        return mean_pairwise_distance(self.images)
 
     @classmethod
     def from_dataset(cls, dataset) -> "RealDigits":
@@ -94,7 +100,7 @@ def digit_diversity(G: torch.nn.Module, reals: RealDigits, *, num: int = 500, se
     labels = reals.classes[torch.cdist(fakes, reals.images).argmin(1).numpy()]
     p = np.bincount(labels, minlength=10)[:10] / num
     entropy = max(0.0, -sum(float(q) * math.log(q) for q in p if q > 0))  # no "-0.0"
-    ratio = mean_pairwise_distance(fakes) / mean_pairwise_distance(reals.images)
+    ratio = mean_pairwise_distance(fakes) / reals.pairwise_distance
     agreement = float((labels == asked).mean()) if c_dim > 0 else None
     return DigitDiversity(entropy=round(entropy, 3), shares=tuple(round(float(q), 3) for q in p),
                           digits=int((p >= min_share).sum()), pairwise_ratio=round(ratio, 3),
