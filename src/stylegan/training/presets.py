@@ -113,8 +113,8 @@ PRESETS.update({
     "cpu": lambda s: _cpu_config(s, name="cpu", batch=32, channel_base=512, channel_max=64, z_dim=64,
                                  lr=0.005, gamma=1.0, ema_kimg=1.0),
     "tiny": lambda s: _cpu_config(s, name="tiny", batch=8, channel_base=256, channel_max=32, z_dim=32,
-                                  lr=0.002, gamma=1.0, ema_kimg=0.5, cls_weight=0.0).replace(kimg_per_tick=0.032, snap=1,
-                                                                             total_kimg=0.064),
+                                  lr=0.002, gamma=1.0, ema_kimg=0.5, cls_weight=0.0).replace(
+                                      kimg_per_tick=0.032, snap=1, total_kimg=0.064),
 })
 
 
