@@ -1,7 +1,9 @@
 """The explorer's app through its HTTP API (no socket): every control, stale-request dropping,
-uploads and their limits, projection with progress and cancel, run directories, the CLI."""
+uploads and their limits, projection with progress and cancel, run directories, the error policy,
+the defaults the page reads, the CLI."""
 import asyncio
 import io
+import logging
 import struct
 import time
 import warnings
@@ -22,6 +24,9 @@ import stylegan
 from stylegan import Generator, GeneratorConfig, MappingConfig
 from stylegan.cli import main
 from stylegan.explore import ExploreConfig, create_app
+from stylegan.explore import app as explore_app
+from stylegan.explore.params import (DEFAULT_CLASS, DEFAULT_VIEW, PAGE_SETTINGS, PER_REQUEST_KEYS, QUERY_KEYS, View,
+                                     page_defaults, parse_view, view_query)
 from stylegan.io.images import to_uint8
 from stylegan.models.config import StyleGAN1Options
 from stylegan.synth.projector import PixelMSE, project
@@ -183,6 +188,27 @@ def test_formats_and_download(client, G):
 def test_bad_parameters_are_400_naming_the_problem(client, params, words):
     r = client.get("/api/image", params=params)
     assert r.status_code == 400 and words in r.json()["error"], r.text
+
+
+def test_a_bad_parameter_is_400_naming_it_and_an_internal_error_is_500(client, monkeypatch, caplog):
+    """Only what the client got wrong is a 4xx; a ValueError from a bug is no "bad request": the
+    client gets a generic 500, the log the traceback, and the server answers the next request."""
+    r = client.get("/api/image", params={"seed": 1, "psi": "lots"})
+    assert r.status_code == 400 and r.json() == {"error": "psi must be a number, got 'lots'"}
+    r = client.get("/api/mixing", params={"seed": 1})  # a ParamError raised while rendering
+    assert r.status_code == 400 and r.json()["error"].startswith("mix_seed:")
+
+    def broken(G, view, stored=None):
+        raise ValueError("a bug deep in the library")
+
+    with monkeypatch.context() as m, caplog.at_level(logging.ERROR, logger="stylegan.explore"):
+        m.setattr(explore_app, "render_image", broken)
+        r = client.get("/api/image", params={"seed": 1})
+    assert r.status_code == 500 and r.json() == {"error": explore_app.INTERNAL_ERROR}
+    assert "Traceback" in caplog.text and "ValueError: a bug deep in the library" in caplog.text
+    assert "GET /api/image" in caplog.text
+    assert client.get("/api/image", params={"seed": 1}).status_code == 200
+    assert client.get("/api/stats").status_code == 200
 
 
 # ----------------------------------------------------------------------------------- w files
@@ -385,6 +411,24 @@ def test_page_and_static_files_are_served(client):
     assert page.status_code == 200 and "<title>stylegan explore</title>" in page.text
     for text in [page.text] + [client.get(f"/static/{name}").text for name in ("app.js", "style.css")]:
         assert "://" not in text  # no CDN, no external URL: everything comes from this server
+
+
+# ----------------------------------------------------------------------------------- defaults
+
+def test_the_page_gets_its_defaults_from_the_python_declaration(client, G):
+    served = client.get("/api/defaults").json()
+    assert served == {"view": page_defaults(), "conditional_class": str(DEFAULT_CLASS),
+                      "project_steps": SMALL.project_steps, "max_project_steps": SMALL.max_project_steps}
+    # the page keeps every key of the View but the per-request ones, and its defaults are View()'s
+    view = {k: v for k, v in served["view"].items() if k not in PAGE_SETTINGS}
+    assert set(view) == set(QUERY_KEYS) - set(PER_REQUEST_KEYS) - set(PAGE_SETTINGS)
+    assert parse_view(view, G) == DEFAULT_VIEW == View()
+    # and a view's query reads back as the same view
+    other = View(seed=7, psi=0.7, cutoff=2, noise_mode="random", noise_strength=0.25, mix_seed=3,
+                 mix_styles=(0, 1, 2, 3), fmt="jpeg", quality=80, std_samples=8, anim_seeds=(1, 2, 5),
+                 anim_space="w", anim_t=0.25)
+    assert view_query(other)["anim_seeds"] == "1-2,5"
+    assert parse_view(view_query(other), G) == other
 
 
 def test_cli_prints_url_warns_off_loopback_and_fails_cleanly(tmp_path, G, monkeypatch):

@@ -1,24 +1,21 @@
 """The explorer's ASGI app: `create_app(network, device=...)` -> a Starlette application.
 
-Routes (all state travels in the query string, see `params.View`; errors are JSON {"error": ...}):
-    GET  /                          the page (static/index.html; no CDN, works offline)
-    GET  /api/network               network panel: kind, resolution, dims, params, snapshots
-    POST /api/network?snapshot=N    switch to another snapshot of the run directory
-    GET  /api/image                 the current image (PNG or JPEG; download=1: as an attachment)
-    GET  /api/mixing                first source | second source | mix (StyleGAN Fig. 3)
-    GET  /api/variation             random-noise draws | per-pixel std map (StyleGAN Fig. 4)
-    GET  /api/animation?t=...       one frame of the seed loop (slerp in Z or lerp in W)
-    GET  /api/w.npz                 the current ws for `stylegan generate --projected-w`
-    POST /api/w                     upload a projected_w.npz -> {"w": id}
-    POST /api/project               upload an image, start a projection -> {"job": id}
-    GET  /api/project/ID            progress; /preview: target | current; POST /cancel
-    GET  /api/stats                 renders done and stale requests dropped
-Image routes called with `client=<id>` drop stale requests per (client, route), see `render_queue`.
+The API is the table `ROUTES` at the end of this module: one (method, path, handler) row per
+endpoint, each handler a small function of (Explorer, Request) whose docstring says what it answers
+(docs/explore.md shows the table; a test keeps the two equal). All state travels in the query
+string (see `params.View`); image routes called with `client=<id>` drop stale requests per
+(client, route), see `render_queue`.
+
+Errors are JSON {"error": ...}. A `BadRequest` (errors.py: a malformed parameter or upload, an
+unknown id) is the client's mistake and is answered with its status and message. Anything else is a
+bug or a fault of the server: it is answered 500 with a generic message, its traceback goes to the
+server's log, and the server keeps serving.
 """
 from __future__ import annotations
 
 import copy
 import itertools
+import logging
 import os
 import threading
 import time
@@ -26,28 +23,31 @@ from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable, NamedTuple
 
 import numpy as np
 import torch
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..device import resolve_device
 from ..io.load import load
 from ..nn import WeightCache, weight_cache
 from ..synth.projector import Distance, resolve_distance
+from .errors import BadRequest, NotFound, ParamError, UploadTooLarge
 from .network import NetworkSource, network_info, network_source
-from .params import MAX_SEED, ParamError, View, parse_view
+from .params import DEFAULT_CLASS, View, page_defaults, parse_projection, parse_view
 from .projection import ProjectionJob, ProjectionRequest
 from .render_queue import DROPPED, RenderQueue
 from .render import (decode_upload, decode_w, encode, encode_w, render_animation, render_image,
                      render_mixing, render_variation, view_ws)
 
 STATIC = Path(__file__).parent / "static"
+INTERNAL_ERROR = "internal error: the server could not answer this request (its log has the details)"
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,18 +57,10 @@ class ExploreConfig:
     max_upload_bytes: int = 25 * 2 ** 20   # uploads larger than this are refused (413)
     max_upload_pixels: int = 40_000_000    # decoded images larger than this are refused (400)
     max_stored_w: int = 64                 # uploaded / projected latents kept (oldest dropped)
-    project_steps: int = 200               # default steps of a projection started from the page
+    project_steps: int = ProjectionRequest.steps  # default steps of a projection started from the page
     max_project_steps: int = 5000
-    w_avg_samples: int = 10000             # projector's W statistics (official: 10k)
-    preview_every: int = 5                 # projection preview every N steps
-
-
-class UploadTooLarge(ValueError):
-    pass
-
-
-class NotFound(KeyError):
-    pass
+    w_avg_samples: int = ProjectionRequest.w_avg_samples  # projector's W statistics (official: 10k)
+    preview_every: int = ProjectionRequest.preview_every  # projection preview every N steps
 
 
 class Explorer:
@@ -135,14 +127,42 @@ class Explorer:
         self.G = load(path, device=self.device)
         self.snapshot = name
 
+    def job(self, job_id: str) -> ProjectionJob:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"no projection {job_id!r} (only the latest one is kept)")
+        return job
+
+    def job_status(self, job_id: str) -> dict:
+        """The job's progress; once it has a result, also the id of that latent (`w`). The result
+        joins the stored latents here, on the event loop, never from the job's thread."""
+        job = self.job(job_id)
+        status = job.status()
+        if status["state"] in ("done", "cancelled") and job.result is not None:
+            if job.w_id is None:
+                job.w_id = self.store_w(job.result, "p")
+            status["w"] = job.w_id
+        return status
+
     def shutdown(self) -> None:
         for job in self.jobs.values():
             job.cancel()
         self.queue.shutdown()
 
 
+# ----------------------------------------------------------------------------------- helpers
+
+Handler = Callable[[Explorer, Request], Awaitable[Response]]
+Draw = Callable[[torch.nn.Module, View, "torch.Tensor | None"], np.ndarray]
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _file_stem(view: View) -> str:
+    """What downloads are named after: the stored latent's id, else the seed."""
+    return view.w_id or f"seed{view.seed:04d}"
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -158,127 +178,187 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise UploadTooLarge(f"upload exceeds the limit of {limit / 2 ** 20:.0f} MB")
         chunks.append(chunk)
     if size == 0:
-        raise ParamError("the upload is empty")
+        raise BadRequest("the upload is empty")
     return b"".join(chunks)
 
 
-def _int_param(request: Request, key: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query_params.get(key, "").strip()
-    if not raw:
-        return default
-    if not raw.lstrip("-").isdigit() or not lo <= int(raw) <= hi:
-        raise ParamError(f"{key} must be an integer in {lo}..{hi}, got {raw!r}")
-    return int(raw)
+async def _render(ex: Explorer, request: Request, name: str, draw: Draw) -> Response:
+    """`draw` of the request's view, rendered on the render queue and encoded as the view asks.
+    With `client=<id>`, a request superseded by a newer one of the same client and route before its
+    turn is answered 204 (X-Stale) without rendering."""
+    view = parse_view(request.query_params, ex.G)
+    client = request.query_params.get("client", "").strip()
+
+    def job() -> tuple[bytes, float]:
+        start = time.perf_counter()
+        with weight_cache(ex.weights):
+            img = draw(ex.G, view, ex.stored_w(view.w_id))
+        return encode(img, view.fmt, view.quality), (time.perf_counter() - start) * 1e3
+
+    result = await ex.queue.run(job, f"{client}/{name}" if client else None)
+    if result is DROPPED:
+        return Response(status_code=204, headers={"X-Stale": "1"})
+    data, ms = result
+    headers = {"X-Render-Ms": f"{ms:.2f}", "Cache-Control": "no-store"}
+    if request.query_params.get("download") == "1":
+        ext = view.fmt.replace("jpeg", "jpg")
+        headers["Content-Disposition"] = f'attachment; filename="{name}-{_file_stem(view)}.{ext}"'
+    return Response(data, media_type=f"image/{view.fmt}", headers=headers)
 
 
-def _routes(ex: Explorer) -> list:
-    Draw = Callable[[torch.nn.Module, View, "torch.Tensor | None"], np.ndarray]
+def _draw_animation(G: torch.nn.Module, view: View, stored: torch.Tensor | None) -> np.ndarray:
+    return render_animation(G, view)  # the loop runs through seeds, never through a stored w
 
-    def image_route(draw: Draw, name: str):
-        async def endpoint(request: Request) -> Response:
-            view = parse_view(request.query_params, ex.G)
-            client = request.query_params.get("client", "").strip()
-            key = f"{client}/{name}" if client else None
 
-            def job() -> tuple[bytes, float]:
-                start = time.perf_counter()
-                with weight_cache(ex.weights):
-                    img = draw(ex.G, view, ex.stored_w(view.w_id))
-                return encode(img, view.fmt, view.quality), (time.perf_counter() - start) * 1e3
+# ----------------------------------------------------------------------------------- handlers
+# One per endpoint; the first line of each docstring is its row in docs/explore.md.
 
-            result = await ex.queue.run(job, key)
-            if result is DROPPED:
-                return Response(status_code=204, headers={"X-Stale": "1"})
-            data, ms = result
-            headers = {"X-Render-Ms": f"{ms:.2f}", "Cache-Control": "no-store"}
-            if request.query_params.get("download") == "1":
-                stem = view.w_id or f"seed{view.seed:04d}"
-                headers["Content-Disposition"] = f'attachment; filename="{name}-{stem}.{view.fmt.replace("jpeg", "jpg")}"'
-            return Response(data, media_type=f"image/{view.fmt}", headers=headers)
-        return endpoint
+async def index(ex: Explorer, request: Request) -> Response:
+    """The page (static/index.html; no CDN, works offline)."""
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
-    async def index(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
-    async def network(request: Request) -> Response:
-        if request.method == "POST":
-            name = request.query_params.get("snapshot", "")
-            await ex.queue.run(lambda: ex.switch_snapshot(name))
-        return JSONResponse(ex.info())
+async def defaults(ex: Explorer, request: Request) -> Response:
+    """Every default the page starts from, declared once in Python (params.py, ExploreConfig)."""
+    return JSONResponse({"view": page_defaults(), "conditional_class": str(DEFAULT_CLASS),
+                         "project_steps": ex.config.project_steps,
+                         "max_project_steps": ex.config.max_project_steps})
 
-    async def w_npz(request: Request) -> Response:
-        view = parse_view(request.query_params, ex.G)
-        ws = await ex.queue.run(lambda: view_ws(ex.G, view, ex.stored_w(view.w_id)))
-        stem = view.w_id or f"seed{view.seed:04d}"
-        return Response(encode_w(ws), media_type="application/octet-stream",
-                        headers={"Content-Disposition": f'attachment; filename="{stem}-w.npz"'})
 
-    async def upload_w(request: Request) -> Response:
-        ws = decode_w(await _read_body(request, ex.config.max_upload_bytes), ex.G)
-        return JSONResponse({"w": ex.store_w(ws, "u")})
+async def network(ex: Explorer, request: Request) -> Response:
+    """Network panel: kind, resolution, dims, parameters, device, snapshots."""
+    return JSONResponse(ex.info())
 
-    async def start_projection(request: Request) -> Response:
-        cfg = ex.config
-        view = parse_view(request.query_params, ex.G)  # class, and the same validation as renders
-        req = ProjectionRequest(
-            steps=_int_param(request, "steps", cfg.project_steps, 1, cfg.max_project_steps),
-            seed=_int_param(request, "proj_seed", 303, 0, MAX_SEED),
-            w_plus=request.query_params.get("w_plus", "0") in ("1", "true", "on"),
-            class_idx=view.class_idx, w_avg_samples=cfg.w_avg_samples, preview_every=cfg.preview_every)
-        data = await _read_body(request, cfg.max_upload_bytes)
-        target = decode_upload(data, ex.G, cfg.max_upload_pixels)
-        for job in ex.jobs.values():  # one projection at a time: a new one replaces the old
-            job.cancel()
-        G = await ex.queue.run(lambda: copy.deepcopy(ex.G))  # a private copy, taken between renders
-        distance = await ex.queue.run(ex.distance)
-        job_id = ex.new_id("j")
-        ex.jobs = {job_id: ProjectionJob(job_id, G, target, req, distance).start()}
-        return JSONResponse({"job": job_id})
 
-    def job_of(request: Request) -> ProjectionJob:
-        job = ex.jobs.get(request.path_params["job"])
-        if job is None:
-            raise NotFound(f"no projection {request.path_params['job']!r} (only the latest one is kept)")
-        return job
+async def switch_snapshot(ex: Explorer, request: Request) -> Response:
+    """Switch to another snapshot of the run directory (`?snapshot=NAME`) -> the network panel."""
+    name = request.query_params.get("snapshot", "")
+    await ex.queue.run(lambda: ex.switch_snapshot(name))  # between renders, never during one
+    return JSONResponse(ex.info())
 
-    async def projection_status(request: Request) -> Response:
-        job = job_of(request)
-        status = job.status()
-        # The result joins the stored latents here, on the event loop, never from the job's thread.
-        if status["state"] in ("done", "cancelled") and job.result is not None:
-            if job.w_id is None:
-                job.w_id = ex.store_w(job.result, "p")
-            status["w"] = job.w_id
-        return JSONResponse(status)
 
-    async def projection_preview(request: Request) -> Response:
-        return Response(encode(job_of(request).preview(), "png"), media_type="image/png",
-                        headers={"Cache-Control": "no-store"})
+async def image(ex: Explorer, request: Request) -> Response:
+    """The current image (PNG or JPEG; `download=1`: as an attachment)."""
+    return await _render(ex, request, "image", render_image)
 
-    async def projection_cancel(request: Request) -> Response:
-        job = job_of(request)
+
+async def mixing(ex: Explorer, request: Request) -> Response:
+    """First source | second source | mix (StyleGAN Fig. 3)."""
+    return await _render(ex, request, "mixing", render_mixing)
+
+
+async def variation(ex: Explorer, request: Request) -> Response:
+    """Random-noise draws | per-pixel std map (StyleGAN Fig. 4)."""
+    return await _render(ex, request, "variation", render_variation)
+
+
+async def animation(ex: Explorer, request: Request) -> Response:
+    """One frame (`t` in [0, 1)) of the seed loop (slerp in Z or lerp in W)."""
+    return await _render(ex, request, "animation", _draw_animation)
+
+
+async def download_w(ex: Explorer, request: Request) -> Response:
+    """The current ws as .npz, for `stylegan generate --projected-w`."""
+    view = parse_view(request.query_params, ex.G)
+    ws = await ex.queue.run(lambda: view_ws(ex.G, view, ex.stored_w(view.w_id)))
+    return Response(encode_w(ws), media_type="application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{_file_stem(view)}-w.npz"'})
+
+
+async def upload_w(ex: Explorer, request: Request) -> Response:
+    """Upload a projected_w.npz (the body) -> `{"w": id}`."""
+    ws = decode_w(await _read_body(request, ex.config.max_upload_bytes), ex.G)
+    return JSONResponse({"w": ex.store_w(ws, "u")})
+
+
+async def start_projection(ex: Explorer, request: Request) -> Response:
+    """Upload an image (the body; `steps`, `w_plus`, `proj_seed`), start projecting it -> `{"job": id}`."""
+    cfg = ex.config
+    view = parse_view(request.query_params, ex.G)  # class, and the same validation as renders
+    base = ProjectionRequest(steps=cfg.project_steps, class_idx=view.class_idx,
+                             w_avg_samples=cfg.w_avg_samples, preview_every=cfg.preview_every)
+    req = parse_projection(request.query_params, base, cfg.max_project_steps)
+    target = decode_upload(await _read_body(request, cfg.max_upload_bytes), ex.G, cfg.max_upload_pixels)
+    for job in ex.jobs.values():  # one projection at a time: a new one replaces the old
         job.cancel()
-        return JSONResponse(job.status())
+    G = await ex.queue.run(lambda: copy.deepcopy(ex.G))  # a private copy, taken between renders
+    distance = await ex.queue.run(ex.distance)
+    job_id = ex.new_id("j")
+    ex.jobs = {job_id: ProjectionJob(job_id, G, target, req, distance).start()}
+    return JSONResponse({"job": job_id})
 
-    async def stats(request: Request) -> Response:
-        return JSONResponse({"renders": ex.queue.renders, "dropped": ex.queue.dropped})
 
-    return [
-        Route("/", index),
-        Route("/api/network", network, methods=["GET", "POST"]),
-        Route("/api/image", image_route(render_image, "image")),
-        Route("/api/mixing", image_route(render_mixing, "mixing")),
-        Route("/api/variation", image_route(render_variation, "variation")),
-        Route("/api/animation", image_route(lambda G, v, w: render_animation(G, v), "animation")),
-        Route("/api/w.npz", w_npz),
-        Route("/api/w", upload_w, methods=["POST"]),
-        Route("/api/project", start_projection, methods=["POST"]),
-        Route("/api/project/{job}", projection_status),
-        Route("/api/project/{job}/preview", projection_preview),
-        Route("/api/project/{job}/cancel", projection_cancel, methods=["POST"]),
-        Route("/api/stats", stats),
-        Mount("/static", StaticFiles(directory=STATIC), name="static"),
-    ]
+async def projection_status(ex: Explorer, request: Request) -> Response:
+    """A projection's state, step, distances; its latent `w` once done or cancelled."""
+    return JSONResponse(ex.job_status(request.path_params["job"]))
+
+
+async def projection_preview(ex: Explorer, request: Request) -> Response:
+    """Target | the latest previewed step, as PNG."""
+    preview = ex.job(request.path_params["job"]).preview()
+    return Response(encode(preview, "png"), media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+async def cancel_projection(ex: Explorer, request: Request) -> Response:
+    """Stop a projection (its latest w becomes its result) -> its state."""
+    job = ex.job(request.path_params["job"])
+    job.cancel()
+    return JSONResponse(job.status())
+
+
+async def stats(ex: Explorer, request: Request) -> Response:
+    """Renders done and stale requests dropped."""
+    return JSONResponse({"renders": ex.queue.renders, "dropped": ex.queue.dropped})
+
+
+# ----------------------------------------------------------------------------------- routes
+
+class Endpoint(NamedTuple):
+    method: str
+    path: str
+    handler: Handler
+
+
+ROUTES: tuple[Endpoint, ...] = (
+    Endpoint("GET", "/", index),
+    Endpoint("GET", "/api/defaults", defaults),
+    Endpoint("GET", "/api/network", network),
+    Endpoint("POST", "/api/network", switch_snapshot),
+    Endpoint("GET", "/api/image", image),
+    Endpoint("GET", "/api/mixing", mixing),
+    Endpoint("GET", "/api/variation", variation),
+    Endpoint("GET", "/api/animation", animation),
+    Endpoint("GET", "/api/w.npz", download_w),
+    Endpoint("POST", "/api/w", upload_w),
+    Endpoint("POST", "/api/project", start_projection),
+    Endpoint("GET", "/api/project/{job}", projection_status),
+    Endpoint("GET", "/api/project/{job}/preview", projection_preview),
+    Endpoint("POST", "/api/project/{job}/cancel", cancel_projection),
+    Endpoint("GET", "/api/stats", stats),
+)
+
+
+def _endpoint(ex: Explorer, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """`handler` bound to `ex`, under the API's one error policy: a BadRequest is answered with
+    its status and message; any other exception is a bug or a fault of the server, so the client
+    gets a generic 500 (details of internals are no use to it and would read as its own mistake)
+    and the log gets the traceback."""
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(ex, request)
+        except BadRequest as e:
+            return _error(e.status, str(e))
+        except Exception:
+            _log.exception("explore: %s %s failed", request.method, request.url.path)
+            return _error(500, INTERNAL_ERROR)
+    return endpoint
+
+
+def _routes(ex: Explorer) -> list[BaseRoute]:
+    """ROUTES bound to `ex`, and the page's static files."""
+    routes: list[BaseRoute] = [Route(e.path, _endpoint(ex, e.handler), methods=[e.method], name=e.handler.__name__)
+                               for e in ROUTES]
+    return routes + [Mount("/static", StaticFiles(directory=STATIC), name="static")]
 
 
 def create_app(network: str | os.PathLike | torch.nn.Module, device: str | torch.device = "auto", *,
@@ -300,13 +380,9 @@ def create_app(network: str | os.PathLike | torch.nn.Module, device: str | torch
         yield
         ex.shutdown()
 
-    app = Starlette(routes=_routes(ex), lifespan=lifespan, exception_handlers={
-        ValueError: lambda request, e: _error(400, str(e)),  # the library's errors for bad input
-        UploadTooLarge: lambda request, e: _error(413, str(e)),
-        NotFound: lambda request, e: _error(404, e.args[0]),
-    })
+    app = Starlette(routes=_routes(ex), lifespan=lifespan)
     app.state.explorer = ex
     return app
 
 
-__all__ = ["create_app", "ExploreConfig", "Explorer"]
+__all__ = ["create_app", "ExploreConfig", "Explorer", "ROUTES", "Endpoint"]

@@ -1,18 +1,25 @@
-"""The explorer's state: query parameters -> a typed, validated `View`.
+"""The explorer's state: query parameters -> a typed, validated `View`, and its defaults.
 
 The page keeps its whole state in the URL query (so a link reproduces a view) and sends the same
 query with every request; this module is the one place that reads it. Every problem is a
 `ParamError` naming the parameter, which the app answers with 400 and the page shows as a message.
+
+The defaults are declared once, here: the field defaults of `View` (what the server assumes for an
+absent key) and `PAGE_SETTINGS` (what only the page keeps). The page gets them from `/api/defaults`
+(`page_defaults`) instead of repeating them, so the two can never disagree.
 """
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Mapping
 
 from ..synth.figures import style_indices
 from ..synth.sample import parse_range
+from .errors import ParamError
+from .projection import ProjectionRequest
 
 MAX_SEED = 2 ** 32 - 1          # np.random.RandomState accepts seeds in [0, 2**32)
 PSI_RANGE = (-5.0, 5.0)
@@ -21,22 +28,21 @@ NOISE_MODES = ("const", "random", "none")
 FORMATS = ("png", "jpeg")
 MAX_ANIM_SEEDS = 64
 STD_SAMPLES_RANGE = (2, 256)
+DEFAULT_CLASS = 0               # a conditional network's class when the query names none
 _W_ID = re.compile(r"[a-z0-9]{1,16}")
-
-
-class ParamError(ValueError):
-    """A request parameter is missing, malformed or out of range (answered with 400)."""
 
 
 @dataclass(frozen=True)
 class View:
-    """Everything that decides the main image, plus the extra panels' settings."""
+    """Everything that decides the main image, plus the extra panels' settings. The field defaults
+    are the explorer's defaults: what `parse_view` assumes for an absent key and what the page starts
+    from (`page_defaults`)."""
 
     seed: int = 0
     w_id: str | None = None           # a stored w (uploaded npz or projection) instead of the seed
     psi: float = 1.0
     cutoff: int | None = None         # truncate only the first `cutoff` style inputs (None: all)
-    class_idx: int | None = None
+    class_idx: int | None = None      # None: unconditional, or DEFAULT_CLASS of a conditional network
     noise_mode: str = "const"
     noise_strength: float = 1.0       # global multiplier of every noise input's learned strength
     mix_seed: int | None = None       # style mixing: the second source (None: no mixing)
@@ -47,6 +53,60 @@ class View:
     anim_seeds: tuple[int, ...] = (0, 1, 2, 3)
     anim_space: str = "z"             # slerp in Z or lerp in W
     anim_t: float = 0.0               # position in the loop, [0, 1)
+
+
+DEFAULT_VIEW = View()
+
+# The query key of each View field: URLs use short names, View says what they are.
+QUERY_KEYS: Mapping[str, str] = MappingProxyType({
+    "seed": "seed", "w": "w_id", "psi": "psi", "cutoff": "cutoff", "class": "class_idx",
+    "noise": "noise_mode", "noise_strength": "noise_strength", "mix_seed": "mix_seed",
+    "mix": "mix_styles", "fmt": "fmt", "quality": "quality", "std_samples": "std_samples",
+    "anim_seeds": "anim_seeds", "anim_space": "anim_space", "t": "anim_t",
+})
+# Keys set per request, never kept in the page's state: JPEG quality (scripts), the loop position.
+PER_REQUEST_KEYS = ("quality", "t")
+# What only the page keeps in its URL, beside the View's keys (the server ignores "var" and
+# "speed"); "mix" is the preset the mixing controls start on, where an absent key means no styles.
+PAGE_SETTINGS: Mapping[str, str] = MappingProxyType({
+    "mix": "coarse",
+    "var": "",          # "1": show the stochastic-variation strip
+    "speed": "0.5",     # animation loop, seeds per second
+})
+
+
+def _range_spec(values: tuple[int, ...]) -> str:
+    """(0, 1, 2, 3, 7) -> '0-3,7': the inverse of `parse_range`, as a person would type it."""
+    parts, start = [], 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[i - 1] + 1:
+            a, b = values[start], values[i - 1]
+            parts.append(str(a) if a == b else f"{a}-{b}")
+            start = i
+    return ",".join(parts)
+
+
+def _query_value(value: object) -> str:
+    """One View field as the page writes it in the query: '' for absent (None)."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return format(value, ".12g")  # 1.0 -> '1', as the page's sliders write it
+    if isinstance(value, tuple):
+        return _range_spec(value)
+    return str(value)
+
+
+def view_query(view: View) -> dict[str, str]:
+    """`view` as a query (every key of QUERY_KEYS, '' where absent); `parse_view` reads it back."""
+    return {key: _query_value(getattr(view, name)) for key, name in QUERY_KEYS.items()}
+
+
+def page_defaults() -> dict[str, str]:
+    """The state the page starts from, as query strings: the View's defaults for the keys it keeps,
+    then its own settings. Served at /api/defaults: app.js repeats none of these values."""
+    view = {k: v for k, v in view_query(DEFAULT_VIEW).items() if k not in PER_REQUEST_KEYS}
+    return {**view, **PAGE_SETTINGS}
 
 
 def _one(query: Mapping[str, str], key: str) -> str | None:
@@ -86,6 +146,11 @@ def _choice(query, key: str, default: str, choices: tuple[str, ...]) -> str:
     return raw.lower()
 
 
+def _flag(query, key: str) -> bool:
+    """A checkbox: '1', 'true' or 'on' is set; anything else (or nothing) is not."""
+    return (_one(query, key) or "").lower() in ("1", "true", "on")
+
+
 def parse_styles(spec: str | None, num_ws: int) -> tuple[int, ...]:
     """'' -> (); 'coarse' | 'middle' | 'fine' | '0-3,6' -> style indices valid for this network."""
     if spec is None:
@@ -96,42 +161,62 @@ def parse_styles(spec: str | None, num_ws: int) -> tuple[int, ...]:
         raise ParamError(f"mix: unknown layer range {spec!r} ({e})") from None
 
 
-def parse_view(query: Mapping[str, str], G) -> View:
-    """Validate the query against the network G (its num_ws, c_dim) -> View."""
-    seed = _int(query, "seed", 0, 0, MAX_SEED)
+def _w_id(query) -> str | None:
+    """The id of a stored latent: only ids the server gives out, never a path."""
     w_id = _one(query, "w")
     if w_id is not None and not _W_ID.fullmatch(w_id):
         raise ParamError(f"w must name an uploaded or projected latent, got {w_id!r}")
+    return w_id
+
+
+def _class_idx(query, G) -> int | None:
     if G.c_dim == 0:
         if _one(query, "class") is not None:
             raise ParamError("class: this network is unconditional (it has no classes)")
-        class_idx = None
-    else:
-        class_idx = _int(query, "class", 0, 0, G.c_dim - 1)
-    anim_raw = _one(query, "anim_seeds")
+        return None
+    return _int(query, "class", DEFAULT_CLASS, 0, G.c_dim - 1)
+
+
+def _anim_seeds(query) -> tuple[int, ...]:
+    raw = _one(query, "anim_seeds")
     try:
-        anim_seeds = tuple(parse_range(anim_raw)) if anim_raw is not None else View.anim_seeds
+        seeds = tuple(parse_range(raw)) if raw is not None else DEFAULT_VIEW.anim_seeds
     except ValueError as e:
         raise ParamError(f"anim_seeds: {e}") from None
-    if not 2 <= len(anim_seeds) <= MAX_ANIM_SEEDS or max(anim_seeds) > MAX_SEED:
+    if not 2 <= len(seeds) <= MAX_ANIM_SEEDS or max(seeds) > MAX_SEED:
         raise ParamError(f"anim_seeds: give 2..{MAX_ANIM_SEEDS} seeds in 0..{MAX_SEED}")
+    return seeds
+
+
+def parse_view(query: Mapping[str, str], G) -> View:
+    """Validate the query against the network G (its num_ws, c_dim) -> View."""
+    d = DEFAULT_VIEW
     return View(
-        seed=seed,
-        w_id=w_id,
-        psi=_float(query, "psi", 1.0, *PSI_RANGE),
-        cutoff=_int(query, "cutoff", None, 1, G.num_ws),
-        class_idx=class_idx,
-        noise_mode=_choice(query, "noise", "const", NOISE_MODES),
-        noise_strength=_float(query, "noise_strength", 1.0, *NOISE_STRENGTH_RANGE),
-        mix_seed=_int(query, "mix_seed", None, 0, MAX_SEED),
+        seed=_int(query, "seed", d.seed, 0, MAX_SEED),
+        w_id=_w_id(query),
+        psi=_float(query, "psi", d.psi, *PSI_RANGE),
+        cutoff=_int(query, "cutoff", d.cutoff, 1, G.num_ws),
+        class_idx=_class_idx(query, G),
+        noise_mode=_choice(query, "noise", d.noise_mode, NOISE_MODES),
+        noise_strength=_float(query, "noise_strength", d.noise_strength, *NOISE_STRENGTH_RANGE),
+        mix_seed=_int(query, "mix_seed", d.mix_seed, 0, MAX_SEED),
         mix_styles=parse_styles(_one(query, "mix"), G.num_ws),
-        fmt=_choice(query, "fmt", "png", FORMATS + ("jpg",)).replace("jpg", "jpeg"),
-        quality=_int(query, "quality", 90, 1, 100),
-        std_samples=_int(query, "std_samples", 32, *STD_SAMPLES_RANGE),
-        anim_seeds=anim_seeds,
-        anim_space=_choice(query, "anim_space", "z", ("z", "w")),
-        anim_t=_float(query, "t", 0.0, 0.0, 1.0) % 1.0,
+        fmt=_choice(query, "fmt", d.fmt, FORMATS + ("jpg",)).replace("jpg", "jpeg"),
+        quality=_int(query, "quality", d.quality, 1, 100),
+        std_samples=_int(query, "std_samples", d.std_samples, *STD_SAMPLES_RANGE),
+        anim_seeds=_anim_seeds(query),
+        anim_space=_choice(query, "anim_space", d.anim_space, ("z", "w")),
+        anim_t=_float(query, "t", d.anim_t, 0.0, 1.0) % 1.0,
     )
 
 
-__all__ = ["ParamError", "View", "parse_view", "parse_styles", "MAX_SEED", "NOISE_MODES", "FORMATS"]
+def parse_projection(query: Mapping[str, str], base: ProjectionRequest, max_steps: int) -> ProjectionRequest:
+    """`steps`, `proj_seed` and `w_plus` of a projection started from the page, over `base` (the
+    server's settings and defaults)."""
+    return replace(base, steps=_int(query, "steps", base.steps, 1, max_steps),
+                   seed=_int(query, "proj_seed", base.seed, 0, MAX_SEED), w_plus=_flag(query, "w_plus"))
+
+
+__all__ = ["ParamError", "View", "DEFAULT_VIEW", "DEFAULT_CLASS", "QUERY_KEYS", "PER_REQUEST_KEYS", "PAGE_SETTINGS",
+           "parse_view", "parse_styles", "parse_projection", "view_query", "page_defaults", "MAX_SEED", "NOISE_MODES",
+           "FORMATS"]

@@ -19,7 +19,8 @@ from ..io.images import make_grid, pil_to_tensor, to_pil
 from ..synth.figures import mix_ws, noise_std_map, render, seed_ws, std_map_to_uint8
 from ..synth.sample import class_labels, z_from_seeds
 from ..synth.video import interpolation_latents
-from .params import ParamError, View
+from .errors import BadRequest, ParamError
+from .params import View
 
 ANIM_STEPS_PER_SEED = 1000    # resolution of the loop position t between two seeds
 NOISE_DRAWS_SHOWN = 4         # stochastic variation: draws shown beside the std map
@@ -129,19 +130,19 @@ def decode_upload(data: bytes, G, max_pixels: int) -> torch.Tensor:
 
     The header is read first and an image of more than `max_pixels` pixels is refused before any
     pixel is decoded (a small file can claim a huge size); anything PIL cannot decode is a
-    ParamError, never a crash of the server."""
+    BadRequest, never a crash of the server."""
     try:
         img = Image.open(io.BytesIO(data))
         w, h = img.size
         if w * h > max_pixels:
-            raise ParamError(f"image is {w}x{h} pixels; the limit is {max_pixels / 1e6:.0f} megapixels")
+            raise BadRequest(f"image is {w}x{h} pixels; the limit is {max_pixels / 1e6:.0f} megapixels")
         img.load()
-    except ParamError:
+    except BadRequest:
         raise
     except Image.DecompressionBombError as e:
-        raise ParamError(f"image is too large to decode safely ({e})") from None
+        raise BadRequest(f"image is too large to decode safely ({e})") from None
     except (OSError, ValueError, SyntaxError) as e:
-        raise ParamError(f"cannot decode the uploaded image ({type(e).__name__}: {e})") from None
+        raise BadRequest(f"cannot decode the uploaded image ({type(e).__name__}: {e})") from None
     return pil_to_tensor(img, G.img_resolution, G.img_channels)
 
 
@@ -152,15 +153,15 @@ def decode_w(data: bytes, G) -> torch.Tensor:
         with np.load(io.BytesIO(data), allow_pickle=False) as f:
             w = np.asarray(f["w"])
     except KeyError:
-        raise ParamError("the .npz has no key 'w' (expected projected_w.npz from `stylegan project`)") from None
+        raise BadRequest("the .npz has no key 'w' (expected projected_w.npz from `stylegan project`)") from None
     except (OSError, ValueError, EOFError) as e:
-        raise ParamError(f"cannot read the uploaded .npz ({e})") from None
+        raise BadRequest(f"cannot read the uploaded .npz ({e})") from None
     if w.ndim == 2:
         w = w[None]
     if w.ndim != 3 or w.shape[1:] != (G.num_ws, G.w_dim):
-        raise ParamError(f"w has shape {tuple(w.shape)}; this network needs [1, {G.num_ws}, {G.w_dim}]")
+        raise BadRequest(f"w has shape {tuple(w.shape)}; this network needs [1, {G.num_ws}, {G.w_dim}]")
     if not np.issubdtype(w.dtype, np.floating) or not np.isfinite(w).all():
-        raise ParamError("w must hold finite floating-point numbers")
+        raise BadRequest("w must hold finite floating-point numbers")
     return torch.from_numpy(w[:1].astype(np.float32))
 
 
