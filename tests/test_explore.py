@@ -4,6 +4,7 @@ the defaults the page reads, the CLI."""
 import asyncio
 import io
 import logging
+import re
 import struct
 import time
 import warnings
@@ -429,6 +430,25 @@ def test_the_page_gets_its_defaults_from_the_python_declaration(client, G):
                  anim_space="w", anim_t=0.25)
     assert view_query(other)["anim_seeds"] == "1-2,5"
     assert parse_view(view_query(other), G) == other
+
+
+def test_app_js_and_the_page_hold_no_copy_of_the_defaults():
+    """app.js and index.html take every default from /api/defaults: no `key: "default"` literal (the
+    old DEFAULTS object), no `state.key = / !== "default"`, no default value in the page's controls."""
+    js = (explore_app.STATIC / "app.js").read_text()
+    html = (explore_app.STATIC / "index.html").read_text()
+    assert "api/defaults" in js
+    js = js.replace('query({ fmt: "png", download: "1" })', "")  # the PNG download: always PNG, not the default
+    copies = [*page_defaults().items(), ("class", str(DEFAULT_CLASS))]
+    for key, value in copies:
+        if value:
+            literal = rf'(\b{key}\s*:\s*|state\.{key}\s*(=|[!=]==?)\s*)"{re.escape(value)}"'
+            assert not re.search(literal, js), f"app.js repeats the default {key}={value!r}"
+    for control in ("seed", "seed-slider", "psi", "noise-strength", "std-samples", "anim-seeds", "anim-speed",
+                    "proj-steps"):
+        tag = re.search(rf'<input id="{control}"[^>]*>', html).group(0)
+        assert "value=" not in tag, f"index.html gives #{control} a default: {tag}"
+    assert not re.search(r'name="noise"[^>]*checked', html)
 
 
 def test_cli_prints_url_warns_off_loopback_and_fails_cleanly(tmp_path, G, monkeypatch):

@@ -3,16 +3,14 @@
 // The whole view lives in `state`, mirrored into the URL query (so a link reproduces a view) and sent
 // with every request. Every change sends a request at once; the server renders only the newest one
 // per panel (older ones come back 204) and the page never shows an answer older than one it shows.
+//
+// The defaults come from the server (api/defaults; declared once, in the explorer's params.py): this
+// file holds no copy of them, so the page and the API cannot disagree on what an absent key means.
 "use strict";
 
-const DEFAULTS = {
-  seed: "0", w: "", psi: "1", cutoff: "", class: "", noise: "const", noise_strength: "1",
-  mix_seed: "", mix: "coarse", fmt: "png", var: "", std_samples: "32",
-  anim_seeds: "0-3", anim_space: "z", speed: "0.5",
-};
-const state = { ...DEFAULTS };
-for (const [k, v] of new URLSearchParams(location.search)) if (k in DEFAULTS) state[k] = v;
-
+let defaults = null;       // api/defaults: {view, conditional_class, project_steps, max_project_steps}
+const state = {};          // query key -> value, as strings; filled by start()
+const UNTRUNCATED = "1";   // psi that shows a w as it is (whatever the default psi)
 const CLIENT = Math.random().toString(36).slice(2, 10);  // names this page's requests for stale dropping
 const $ = (id) => document.getElementById(id);
 const slots = {};          // panel -> {sent, shown, url}
@@ -33,7 +31,7 @@ function query(extra = {}) {
 
 function saveUrl() {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(state)) if (v !== DEFAULTS[k]) q.set(k, v);
+  for (const [k, v] of Object.entries(state)) if (v !== defaults.view[k]) q.set(k, v);
   const s = q.toString();
   history.replaceState(null, "", s ? `?${s}` : location.pathname);
   $("download-png").href = `api/image?${query({ fmt: "png", download: "1" })}`;
@@ -48,6 +46,12 @@ function showMessage(text) {
 
 async function errorText(r) {
   try { return (await r.json()).error || `HTTP ${r.status}`; } catch { return `HTTP ${r.status}`; }
+}
+
+async function getJson(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(await errorText(r));
+  return r.json();
 }
 
 // Fetch one panel's image. A new request aborts the panel's previous one (so the browser never
@@ -118,7 +122,8 @@ function describe() {
   const parts = [latent, `psi ${Number(state.psi).toFixed(2)}`];
   if (state.cutoff) parts.push(`cutoff ${state.cutoff}`);
   if (state.class) parts.push(`class ${state.class}`);
-  parts.push(`noise ${state.noise}${state.noise_strength !== "1" ? " ×" + state.noise_strength : ""}`);
+  const strength = state.noise_strength !== defaults.view.noise_strength ? ` ×${state.noise_strength}` : "";
+  parts.push(`noise ${state.noise}${strength}`);
   if (state.mix_seed) parts.push(`mixed with seed ${state.mix_seed} (${state.mix || "no styles"})`);
   if (net) parts.push(`${net.resolution}×${net.resolution}`);
   $("caption").textContent = parts.join(" · ");
@@ -216,7 +221,7 @@ function fillNetwork(info) {
   $("class-row").hidden = info.c_dim === 0;
   if (info.c_dim > 0) {
     $("class").replaceChildren(...Array.from({ length: info.c_dim }, (_, i) => new Option(String(i), String(i))));
-    if (!state.class) state.class = "0";
+    if (!state.class) state.class = defaults.conditional_class;
   } else {
     state.class = "";
   }
@@ -295,7 +300,7 @@ async function pollProjection(id) {
     if (s.state !== "running") {
       $("proj-cancel").disabled = true;
       if (s.error) showMessage(`projection failed: ${s.error}`);
-      if (s.w) set({ w: s.w, psi: "1", mix_seed: "" });  // explore from the result
+      if (s.w) set({ w: s.w, psi: UNTRUNCATED, mix_seed: "" });  // explore from the result, as it is
       break;
     }
     await new Promise((res) => setTimeout(res, 250));
@@ -340,18 +345,28 @@ function stop() {
 
 // ------------------------------------------------------------------ start
 
+// The view in the address bar over the defaults: keys the page does not keep are ignored.
+function loadState() {
+  Object.assign(state, defaults.view);
+  for (const [k, v] of new URLSearchParams(location.search)) if (k in defaults.view) state[k] = v;
+  $("proj-steps").value = defaults.project_steps;
+  $("proj-steps").max = defaults.max_project_steps;
+}
+
 async function start() {
-  bind();
+  let info;
   try {
-    const r = await fetch("api/network");
-    fillNetwork(await r.json());
+    [defaults, info] = await Promise.all([getJson("api/defaults"), getJson("api/network")]);
   } catch (e) {
     showMessage(`cannot reach the server (${e.message})`);
     return;
   }
+  loadState();
+  bind();
+  fillNetwork(info);
   syncControls();
   refresh();
+  window.explorer = { state, slots, set };  // for tests and the console
 }
 
-window.explorer = { state, slots, set };  // for tests and the console
 start();
