@@ -1,6 +1,6 @@
 """The explorer's app through its HTTP API (no socket): every control, stale-request dropping,
 uploads and their limits, projection with progress and cancel, run directories, the error policy,
-the defaults the page reads, the CLI."""
+the defaults the page reads, the routes table of the docs, the CLI."""
 import asyncio
 import io
 import logging
@@ -9,6 +9,7 @@ import struct
 import time
 import warnings
 import zlib
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -414,7 +415,10 @@ def test_page_and_static_files_are_served(client):
         assert "://" not in text  # no CDN, no external URL: everything comes from this server
 
 
-# ----------------------------------------------------------------------------------- defaults
+# ----------------------------------------------------------------------------------- defaults, routes, docs
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "explore.md"
+
 
 def test_the_page_gets_its_defaults_from_the_python_declaration(client, G):
     served = client.get("/api/defaults").json()
@@ -449,6 +453,23 @@ def test_app_js_and_the_page_hold_no_copy_of_the_defaults():
         tag = re.search(rf'<input id="{control}"[^>]*>', html).group(0)
         assert "value=" not in tag, f"index.html gives #{control} a default: {tag}"
     assert not re.search(r'name="noise"[^>]*checked', html)
+
+
+def _routes_markdown() -> str:
+    """The docs' routes table: a row per ROUTES entry, its handler's first docstring paragraph."""
+    rows = ["| method | path | answers |", "|---|---|---|"]
+    for e in explore_app.ROUTES:
+        doc = " ".join(e.handler.__doc__.split("\n\n")[0].split()).replace("|", "\\|")
+        rows.append(f"| {e.method} | `{e.path}` | {doc} |")
+    return "\n".join(rows)
+
+
+def test_docs_route_table_and_query_keys_match_the_code():
+    docs = DOCS.read_text()
+    table = re.search(r"<!-- routes:[^\n]*-->\n(.*?)\n<!-- /routes -->", docs, re.S).group(1)
+    assert table == _routes_markdown(), f"update the routes table in docs/explore.md to:\n{_routes_markdown()}"
+    keys = re.search(r"Query keys: `([^`]+)`", docs).group(1).split()
+    assert keys == list(QUERY_KEYS)
 
 
 def test_cli_prints_url_warns_off_loopback_and_fails_cleanly(tmp_path, G, monkeypatch):
