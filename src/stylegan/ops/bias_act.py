@@ -5,11 +5,13 @@ variance through the network (StyleGAN2 App. B). The optional clamp bounds activ
 keeps fp16 layers from overflowing (official StyleGAN2-ADA: +-256).
 
 `bias_act` has two evaluations of the same function: `bias_act_reference` (one autograd node per
-step: add, activation, gain, clamp) and, when `op_settings().bias_act` (default), a single autograd
+step: add, activation, gain, clamp) and, when `settings.bias_act` (default), a single autograd
 node that computes the output with one allocation and in-place steps, and its gradient from the
 saved output y alone (like NVIDIA's CUDA kernel): dx = dy * act'(y) * gain * [|y| < clamp]. The
 gradient is itself a differentiable node (its derivative w.r.t. y is zero almost everywhere), so
-second-order gradients (R1, path length) work. tests/test_perf.py checks both agree.
+second-order gradients (R1, path length) work. tests/test_perf.py checks both agree. `settings`
+comes down from the network's `Runtime` (`stylegan.nn.runtime`); a direct caller without one gets
+the context's `op_settings()`.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .settings import op_settings
+from .settings import OpSettings, op_settings
 
 Activation = Literal["linear", "lrelu", "relu"]
 
@@ -159,16 +161,19 @@ def bias_act(
     gain: float | None = None,
     clamp: float | None = None,
     dim: int = 1,
+    settings: OpSettings | None = None,
 ) -> torch.Tensor:
     """y = clamp(act(x + b) * gain, -clamp, clamp), b broadcast along `dim` (channels).
 
     x: [N, C, ...] (or [N, C]); b: [C]. `gain` defaults to the activation's He gain.
-    Same result as `bias_act_reference`; evaluated as one autograd node when `op_settings().bias_act`.
+    Same result as `bias_act_reference`; evaluated as one autograd node when `settings.bias_act`
+    (None: the context's `op_settings()`).
     """
     if act not in DEFAULT_GAIN:
         raise ValueError(f"unknown activation {act!r}; expected one of {sorted(DEFAULT_GAIN)}")
     g = DEFAULT_GAIN[act] if gain is None else float(gain)
-    if not op_settings().bias_act or g <= 0:
+    settings = op_settings() if settings is None else settings
+    if not settings.bias_act or g <= 0:
         return bias_act_reference(x, b, act=act, gain=gain, clamp=clamp, dim=dim)
     _check_bias(x, b, dim)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))

@@ -7,12 +7,16 @@ kernel) so it runs and differentiates (twice, for R1 / path length) on any devic
 
 Two evaluations of the same definition live here:
 - `upfirdn2d_reference`: the literal form (zero insertion, pad, full-resolution FIR, decimation).
-- the fast form used by `upfirdn2d` (unless `op_settings().upfirdn2d` is False): upsampling is a
+- the fast form used by `upfirdn2d` (unless `settings.upfirdn2d` is False): upsampling is a
   depthwise *transposed* strided conv (the polyphase decomposition: no multiplications by the
   inserted zeros), downsampling a depthwise *strided* conv (no filtering of discarded pixels), and
   symmetric padding goes into the conv itself instead of a padded copy. Both use only `conv2d` /
   `conv_transpose2d`, so first and second derivatives come from autograd. tests/test_perf.py checks
   that both forms agree (values and first/second-order gradients).
+
+Which form runs is an argument: `settings` (an `OpSettings`), passed down by the networks from the
+`Runtime` they resolve at their boundary (`stylegan.nn.runtime`). Only a direct caller that passes
+none gets the context's `op_settings()`.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from typing import Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from .settings import op_settings
+from .settings import OpSettings, op_settings
 
 Padding = Union[int, Sequence[int]]
 
@@ -208,6 +212,7 @@ def upfirdn2d(
     padding: Padding = 0,
     flip_filter: bool = False,
     gain: float = 1.0,
+    settings: OpSettings | None = None,
 ) -> torch.Tensor:
     """Upsample by zero insertion, pad (negative = crop), filter with `f`, keep every `down`-th pixel.
 
@@ -215,9 +220,11 @@ def upfirdn2d(
     [N, C, (H*up_y + py0 + py1 - kh) // down_y + 1, ...].  The filter is applied as a true
     convolution (flipped), unless `flip_filter`, which makes it a correlation; for the symmetric
     filters used here both agree. Evaluated by the polyphase / strided form when
-    `op_settings().upfirdn2d` (default), else by `upfirdn2d_reference`; both give the same result.
+    `settings.upfirdn2d` (default; None: the context's `op_settings()`), else by
+    `upfirdn2d_reference`; both give the same result.
     """
-    if op_settings().upfirdn2d and x.ndim == 4:
+    settings = op_settings() if settings is None else settings
+    if settings.upfirdn2d and x.ndim == 4:
         unit = f is None
         if unit:
             f = torch.ones(1, 1, dtype=torch.float32, device=x.device)
@@ -231,31 +238,32 @@ def upfirdn2d(
 
 
 def filter2d(x: torch.Tensor, f: torch.Tensor, padding: Padding = 0, flip_filter: bool = False,
-             gain: float = 1.0) -> torch.Tensor:
+             gain: float = 1.0, settings: OpSettings | None = None) -> torch.Tensor:
     """Filter without resampling, padded so the output keeps the input size ('same')."""
     px0, px1, py0, py1 = _padding4(padding)
     fw, fh = filter_size(f)
     p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
-    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain)
+    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, settings=settings)
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2, padding: Padding = 0,
-               flip_filter: bool = False, gain: float = 1.0) -> torch.Tensor:
+               flip_filter: bool = False, gain: float = 1.0, settings: OpSettings | None = None) -> torch.Tensor:
     """[N, C, H, W] -> [N, C, H*up, W*up]: zero insertion + FIR interpolation (gain up**2 keeps DC)."""
     upx, upy = _pair(up)
     px0, px1, py0, py1 = _padding4(padding)
     fw, fh = filter_size(f)
     p = [px0 + (fw + upx - 1) // 2, px1 + (fw - upx) // 2,
          py0 + (fh + upy - 1) // 2, py1 + (fh - upy) // 2]
-    return upfirdn2d(x, f, up=(upx, upy), padding=p, flip_filter=flip_filter, gain=gain * upx * upy)
+    return upfirdn2d(x, f, up=(upx, upy), padding=p, flip_filter=flip_filter, gain=gain * upx * upy,
+                     settings=settings)
 
 
 def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2, padding: Padding = 0,
-                 flip_filter: bool = False, gain: float = 1.0) -> torch.Tensor:
+                 flip_filter: bool = False, gain: float = 1.0, settings: OpSettings | None = None) -> torch.Tensor:
     """[N, C, H, W] -> [N, C, H/down, W/down]: FIR low-pass, then decimation."""
     downx, downy = _pair(down)
     px0, px1, py0, py1 = _padding4(padding)
     fw, fh = filter_size(f)
     p = [px0 + (fw - downx + 1) // 2, px1 + (fw - downx) // 2,
          py0 + (fh - downy + 1) // 2, py1 + (fh - downy) // 2]
-    return upfirdn2d(x, f, down=(downx, downy), padding=p, flip_filter=flip_filter, gain=gain)
+    return upfirdn2d(x, f, down=(downx, downy), padding=p, flip_filter=flip_filter, gain=gain, settings=settings)

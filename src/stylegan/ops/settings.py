@@ -8,7 +8,10 @@ ends with the `with` block; other threads (e.g. a server generating images concu
 defaults. torch.compile guards on the value, so a compiled module recompiles if it changes.
 
 `stylegan.perf` wraps this in the user-facing switches (`fast_paths`, `modconv_policy`,
-`reference_mode`).
+`reference_mode`). The context variable is only where a `with` block leaves its choice: a network
+reads it once, at its boundary, through `stylegan.nn.runtime.Runtime.current()`, and hands the
+`OpSettings` down to every op as an explicit `settings=` argument. The ops fall back to
+`op_settings()` only when a direct caller passes none.
 """
 from __future__ import annotations
 
