@@ -2,9 +2,20 @@
 torch.compile with an eager fallback, precision (re-exported from stylegan.nn.precision), allocator report.
 
 Every switch selects between two evaluations of the same function, and the plain one stays
-available beside the fast one. The switches are context-local (`contextvars`, see
-`stylegan.ops.settings`): they apply to the calling thread / asyncio task, never process-wide (tests/test_perf.py checks that they agree, including second-order
-gradients, which R1 and path-length regularization need):
+available beside the fast one (tests/test_perf.py checks that they agree, including second-order
+gradients, which R1 and path-length regularization need). Where each switch lives:
+
+- per call: `fast_paths`, `modconv_policy`, `reference_mode`, `precision_scope`, `weight_cache` and
+  `eager` are context managers that set context variables (`contextvars`: the calling thread /
+  asyncio task only; a thread started inside the block does not see them). A network reads them
+  once, at its boundary, into a `stylegan.nn.Runtime` (`Runtime.current()`, printed by
+  `Runtime.describe()`) and passes that value down to every block, layer and op; a forward can
+  also be given one explicitly: `G(z, runtime=Runtime(ops=OpSettings(modconv="unfused")))`.
+- per module: `set_channels_last` and `maybe_compile` change or wrap the module you pass.
+- per process: `retain_malloc` changes glibc's malloc for the whole process (every thread, every
+  network, until changed back); it is the one switch here that is process-wide.
+
+The switches:
 
 - `fast_paths(False)` / `set_fast_paths(...)`: the reference forms of upfirdn2d, the demodulation
   coefficients and bias_act (`stylegan.ops`), i.e. the code as first written.
@@ -21,8 +32,9 @@ gradients, which R1 and path-length regularization need):
   weights) across calls; generation, the explorer, metrics and the projector use it.
 - `precision_scope(Precision("bf16"))`: 16 bits in the highest resolutions of G and D, as the official
   scheme (`stylegan.nn.precision`); `precision_problem(p, device)` says when the hardware would emulate it.
-- `retain_malloc()`: glibc keeps freed memory for reuse instead of unmapping it (large speedups for
-  big batches on CPU); `allocator_info()`: the malloc configuration of this process.
+- `retain_malloc()`: PROCESS-WIDE (glibc mallopt): glibc keeps freed memory for reuse instead of
+  unmapping it (large speedups for big batches on CPU); `allocator_info()`: the malloc
+  configuration of this process.
 
 Figures and recommendations: docs/performance.md.
 """
@@ -31,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any, Callable, Iterator
 
@@ -39,6 +50,7 @@ import torch
 from torch import nn
 
 from .nn.precision import Precision, precision_problem, precision_scope
+from .nn.runtime import Runtime, eager_forced, eager_scope
 from .nn.weight_cache import WeightCache, weight_cache
 from .ops.settings import MODCONV_POLICIES, OpSettings, op_settings, set_op_settings, use_op_settings
 
@@ -127,25 +139,16 @@ def set_channels_last(module: nn.Module, enabled: bool = True) -> int:
 # ---------------------------------------------------------------------------------------------
 # torch.compile with an eager fallback
 
-_EAGER: ContextVar[bool] = ContextVar("stylegan_force_eager", default=False)
-
-
-def eager_forced() -> bool:
-    return _EAGER.get()
-
-
 @contextlib.contextmanager
 def eager() -> Iterator[None]:
-    """Inside this block every `CompiledModule` runs its original (eager) module.
+    """Inside this block every `CompiledModule` runs its original (eager) module
+    (`Runtime.current().eager`; context-local like the other switches, see `nn.runtime.eager_scope`).
 
     Use it for phases that differentiate twice (R1 via autograd.grad(create_graph=True), path
     length): torch.compile's aot_autograd raises "does not currently support double backward".
     """
-    token = _EAGER.set(True)
-    try:
+    with eager_scope():
         yield
-    finally:
-        _EAGER.reset(token)
 
 
 class CompiledModule(nn.Module):
@@ -153,7 +156,8 @@ class CompiledModule(nn.Module):
 
     Attribute access falls through to the wrapped module (`G.mapping`, `G.z_dim`, ...);
     parameters are the wrapped module's (so optimizers may take either), but state_dict keys carry
-    the `module.` prefix: save `unwrap(m)` instead.
+    the `module.` prefix: save `unwrap(m)` instead. `forward` is a boundary: it reads `perf.eager`
+    once (`eager_forced()`); the module it calls resolves its own `Runtime`.
     """
 
     def __init__(self, module: nn.Module, compiled: Callable[..., Any]):
@@ -227,6 +231,10 @@ _MALLOPT_APPLIED: dict[str, int] = {}
 def retain_malloc(enabled: bool = True) -> bool:
     """glibc only: keep freed memory in the process instead of returning it to the OS.
 
+    Process-wide, unlike every other switch in this module: mallopt changes the C library's
+    allocator for all threads of the process (other networks, a server's request threads, data
+    loader threads) until it is called again with `enabled=False`; no `with` block undoes it.
+
     The in-process equivalent of
     GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=<huge>. By default glibc
     serves every block above its mmap threshold (at most 32 MiB) with a fresh mmap and unmaps it
@@ -280,8 +288,8 @@ def allocator_info() -> dict[str, str]:
 
 
 __all__ = [
-    "CompiledModule", "MODCONV_POLICIES", "Precision", "allocator_info", "precision_problem", "precision_scope",
-    "retain_malloc",
+    "CompiledModule", "MODCONV_POLICIES", "Precision", "Runtime", "allocator_info", "precision_problem",
+    "precision_scope", "retain_malloc",
     "eager", "eager_forced", "fast_paths", "get_fast_paths", "get_modconv_policy", "maybe_compile",
     "modconv_policy", "reference_mode", "set_channels_last", "set_fast_paths", "set_modconv_policy",
     "unwrap", "WeightCache", "weight_cache",

@@ -8,6 +8,10 @@ network uses 0.01).
 State-dict names match NVIDIA's official StyleGAN2 modules (`weight`, `bias`, `resample_filter`,
 `affine`), apart from the noise input, which is its own module here (`noise.const`,
 `noise.strength`); `stylegan.io.official` translates.
+
+Every layer whose evaluation has a switch takes `runtime: Runtime | None` (keyword): the networks
+pass the one they resolved at their boundary, and each op gets `settings=runtime.ops`; None (a
+layer called on its own) reads `Runtime.current()` once for the call.
 """
 from __future__ import annotations
 
@@ -18,8 +22,7 @@ import torch
 from torch import nn
 
 from ..ops import DEFAULT_GAIN, bias_act, conv2d_resample, modulated_conv2d, prepare_weight, setup_filter
-from .precision import layer_clamp
-from .weight_cache import cached_for
+from .runtime import Runtime
 
 NoiseMode = Literal["random", "const", "none"]
 NOISE_MODES = ("random", "const", "none")
@@ -38,7 +41,7 @@ class FullyConnected(nn.Module):
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, runtime: Runtime | None = None) -> torch.Tensor:
         w = self.weight.to(x.dtype) * self.weight_gain
         b = self.bias
         if b is not None:
@@ -47,7 +50,7 @@ class FullyConnected(nn.Module):
                 b = b * self.bias_gain
         if self.activation == "linear" and b is not None:
             return torch.addmm(b.unsqueeze(0), x, w.t())
-        return bias_act(x.matmul(w.t()), b, act=self.activation)
+        return bias_act(x.matmul(w.t()), b, act=self.activation, settings=Runtime.resolve(runtime).ops)
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, act={self.activation}"
@@ -76,14 +79,15 @@ class Conv2d(nn.Module):
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size) / lr_multiplier)
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
-    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, gain: float = 1.0, *, runtime: Runtime | None = None) -> torch.Tensor:
+        rt = Runtime.resolve(runtime)
         w = self.weight * self.weight_gain
         b = None if self.bias is None else self.bias.to(x.dtype) * self.bias_gain
         x = conv2d_resample(x, w.to(x.dtype), self.resample_filter, up=self.up, down=self.down,
-                            padding=self.padding, flip_weight=(self.up == 1))
-        conv_clamp = layer_clamp(self.conv_clamp, x.dtype)
+                            padding=self.padding, flip_weight=(self.up == 1), settings=rt.ops)
+        conv_clamp = rt.layer_clamp(self.conv_clamp, x.dtype)
         clamp = None if conv_clamp is None else conv_clamp * gain
-        return bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp, settings=rt.ops)
 
     def extra_repr(self) -> str:
         k = self.weight.shape[-1]
@@ -169,20 +173,21 @@ class ModulatedConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: NoiseMode = "random",
-                fused: bool | str = True, gain: float = 1.0) -> torch.Tensor:
-        styles = self.affine(w)  # [N, I]
+                fused: bool | str = True, gain: float = 1.0, *, runtime: Runtime | None = None) -> torch.Tensor:
+        rt = Runtime.resolve(runtime)
+        styles = self.affine(w, runtime=rt)  # [N, I]
         flip = self.up == 1
-        cache = cached_for(self.weight)
+        cache = rt.cache_for(self.weight)
         prepared = None if cache is None else cache.get(
             self.weight, lambda weight: prepare_weight(weight, up=self.up, flip_weight=flip))
         x = modulated_conv2d(x, self.weight, styles, up=self.up, padding=self.padding,
                              resample_filter=self.resample_filter, flip_weight=flip, fused=fused,
-                             prepared=prepared)
+                             prepared=prepared, settings=rt.ops)
         if self.noise is not None:
             x = self.noise(x, noise_mode)
-        conv_clamp = layer_clamp(self.conv_clamp, x.dtype)
+        conv_clamp = rt.layer_clamp(self.conv_clamp, x.dtype)
         clamp = None if conv_clamp is None else conv_clamp * gain
-        return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp, settings=rt.ops)
 
 
 class ToRGB(nn.Module):
@@ -197,7 +202,9 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool | str = True) -> torch.Tensor:
-        styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
-        return bias_act(x, self.bias, clamp=layer_clamp(self.conv_clamp, x.dtype))
+    def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool | str = True, *,
+                runtime: Runtime | None = None) -> torch.Tensor:
+        rt = Runtime.resolve(runtime)
+        styles = self.affine(w, runtime=rt) * self.weight_gain
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused, settings=rt.ops)
+        return bias_act(x, self.bias, clamp=rt.layer_clamp(self.conv_clamp, x.dtype), settings=rt.ops)

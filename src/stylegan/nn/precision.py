@@ -9,8 +9,10 @@ matter most (the constant input, the coarse styles), so they stay fp32 too.
 
 Here the choice is not baked into the network at construction (as the official `num_fp16_res`
 is): a `Precision` is made current with `precision_scope` (a `contextvars.ContextVar`, like
-`stylegan.ops.settings`: per thread / task, no global state) and the blocks read it at call time,
-so the same weights run in fp32 or bf16 around any forward + backward:
+`stylegan.ops.settings`: per thread / task, no global state); a network reads it once at its
+boundary into its `Runtime` (`stylegan.nn.runtime`) and hands it to every block and layer, which
+decide with the pure `block_dtype_for` / `layer_clamp_for`. So the same weights run in fp32 or
+bf16 around any forward + backward:
 
     with precision_scope(Precision("bf16")):
         loss = softplus(-D(G(z, c))).mean()
@@ -109,25 +111,35 @@ def precision_scope(p: PrecisionLike) -> Iterator[Optional[Precision]]:
         _PRECISION.reset(token)
 
 
-def block_dtype(resolution: int, img_resolution: int, constructed_fp16: bool, device: torch.device,
-                force_fp32: bool = False) -> torch.dtype:
-    """The dtype a synthesis / discriminator block runs in: `force_fp32` wins, then the current
-    `precision_scope`, then the constructed rule (fp16 on CUDA for the `num_fp16_res` blocks)."""
+def block_dtype_for(p: Optional[Precision], resolution: int, img_resolution: int, constructed_fp16: bool,
+                    device: torch.device, force_fp32: bool = False) -> torch.dtype:
+    """The dtype a synthesis / discriminator block runs in under precision `p`: `force_fp32` wins,
+    then `p`, then (p None) the constructed rule (fp16 on CUDA for the `num_fp16_res` blocks)."""
     if force_fp32:
         return torch.float32
-    p = current_precision()
     if p is not None:
         return p.block_dtype(resolution, img_resolution)
     return torch.float16 if constructed_fp16 and device.type == "cuda" else torch.float32
 
 
-def layer_clamp(conv_clamp: Optional[float], dtype: torch.dtype) -> Optional[float]:
-    """A layer's activation clamp for inputs of `dtype`: its configured one, tightened to the current
-    precision's `conv_clamp` when the layer runs in 16 bits."""
-    p = current_precision()
+def layer_clamp_for(p: Optional[Precision], conv_clamp: Optional[float], dtype: torch.dtype) -> Optional[float]:
+    """A layer's activation clamp for inputs of `dtype` under precision `p`: its configured one,
+    tightened to `p.conv_clamp` when the layer runs in 16 bits (the official fp16 overflow guard)."""
     if dtype == torch.float32 or p is None or p.conv_clamp is None:
         return conv_clamp
     return p.conv_clamp if conv_clamp is None else min(conv_clamp, p.conv_clamp)
+
+
+def block_dtype(resolution: int, img_resolution: int, constructed_fp16: bool, device: torch.device,
+                force_fp32: bool = False) -> torch.dtype:
+    """`block_dtype_for` under the current `precision_scope`, for callers outside a network forward
+    (the networks pass their `Runtime.precision` instead)."""
+    return block_dtype_for(current_precision(), resolution, img_resolution, constructed_fp16, device, force_fp32)
+
+
+def layer_clamp(conv_clamp: Optional[float], dtype: torch.dtype) -> Optional[float]:
+    """`layer_clamp_for` under the current `precision_scope`, for callers outside a network forward."""
+    return layer_clamp_for(current_precision(), conv_clamp, dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,7 +188,8 @@ def precision_problem(p: PrecisionLike, device: torch.device | str,
 
 
 __all__ = [
-    "PRECISIONS", "Precision", "PrecisionLike", "PrecisionName", "as_precision", "block_dtype", "cpu_flags",
-    "current_precision", "layer_clamp", "lowest_low_precision_resolution", "precision_problem",
+    "PRECISIONS", "Precision", "PrecisionLike", "PrecisionName", "as_precision", "block_dtype", "block_dtype_for",
+    "cpu_flags", "current_precision", "layer_clamp", "layer_clamp_for", "lowest_low_precision_resolution",
+    "precision_problem",
     "precision_scope",
 ]

@@ -13,7 +13,8 @@ gradient for the weight (so training never sees it). An entry is reused while it
 same tensor with the same data pointer and version counter; optimizer steps, `load_state_dict`
 and any in-place op autograd can see bump the counter. Writes through `.data` do not: after those,
 use a new `WeightCache` (or leave the block). The current cache lives in a `ContextVar` (per
-thread / asyncio task), never in module state.
+thread / asyncio task), never in module state; a network reads it once at its boundary into its
+`Runtime` (`stylegan.nn.runtime`), and each layer asks `usable_cache(runtime.weight_cache, weight)`.
 """
 from __future__ import annotations
 
@@ -69,15 +70,27 @@ def weight_cache(cache: WeightCache | None = None) -> Iterator[WeightCache]:
         _CURRENT.reset(token)
 
 
-def cached_for(weight: torch.Tensor) -> WeightCache | None:
-    """The cache a layer may use for `weight` now: None outside `weight_cache`, while autograd
-    records a gradient for `weight`, or while torch.compile traces."""
-    cache = _CURRENT.get()
-    if cache is None or (torch.is_grad_enabled() and weight.requires_grad):
-        return None
+def current_weight_cache() -> WeightCache | None:
+    """The cache of the innermost `weight_cache` block in this thread / task; None outside any."""
+    return _CURRENT.get()
+
+
+def usable_cache(cache: WeightCache | None, weight: torch.Tensor) -> WeightCache | None:
+    """`cache` if a layer may use it for `weight` now; None without one, while autograd records a
+    gradient for `weight` (training must see every derivation), or while torch.compile traces
+    (a Python dict lookup keyed by tensor identity is not something to bake into a graph; asked
+    first, so a compiled graph never even tests whether there is a cache, and does not recompile
+    when one appears)."""
     if torch.compiler.is_compiling():
+        return None
+    if cache is None or (torch.is_grad_enabled() and weight.requires_grad):
         return None
     return cache
 
 
-__all__ = ["WeightCache", "cached_for", "weight_cache"]
+def cached_for(weight: torch.Tensor) -> WeightCache | None:
+    """`usable_cache` of the current `weight_cache` block, for callers outside a network forward."""
+    return usable_cache(_CURRENT.get(), weight)
+
+
+__all__ = ["WeightCache", "cached_for", "current_weight_cache", "usable_cache", "weight_cache"]
