@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylegan.metrics.errors import DetectorError
+from stylegan.nn.runtime import Runtime
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -240,7 +241,8 @@ class EffNetFeatureDetector(nn.Module):
     """Proxy feature detector: uint8 images [N, C, H, W] -> pooled features [N, 1280] float32.
 
     Same call convention as the official TorchScript detectors' `return_features=True`; also
-    `probabilities(images) -> [N, 1000]` (ImageNet softmax)."""
+    `probabilities(images) -> [N, 1000]` (ImageNet softmax). Both take `runtime` (None:
+    `Runtime.current()`, read once per call), whose `ops.effnet` picks the evaluation."""
 
     detector_id = "effnet-lite0"
     feature_dim = FEATURE_DIM
@@ -250,17 +252,15 @@ class EffNetFeatureDetector(nn.Module):
         self.net = net
         self._fast: Optional[EfficientNetLite0] = None  # folded, channels_last copy (built on first use)
 
-    def _outputs(self, images: torch.Tensor) -> EffNetOutputs:
+    def _outputs(self, images: torch.Tensor, runtime: Runtime | None) -> EffNetOutputs:
         """The network on uint8 images [N, C, H, W]: the reference form, or with
-        `op_settings().effnet` the same function evaluated faster on CPU (docs/performance.md,
+        `runtime.ops.effnet` the same function evaluated faster on CPU (docs/performance.md,
         "Metrics"): BatchNorm folded into the convs, channels_last activations (oneDNN's
         depthwise convs prefer NHWC), and chunks of `CPU_CHUNK` images, whose 224 px
         activations (<= 20 MB) stay under glibc's mmap threshold; a batch of 32 allocates
         150 MB blocks that glibc maps and unmaps on every layer, and the page faults cost more
         system time than the convolutions cost user time."""
-        from stylegan.ops.settings import op_settings
-
-        if not op_settings().effnet:
+        if not Runtime.resolve(runtime).ops.effnet:
             return self.net.run(normalize_uint8(images))
         if self._fast is None:
             self._fast = fold_batchnorm(self.net).to(memory_format=torch.channels_last)
@@ -271,12 +271,12 @@ class EffNetFeatureDetector(nn.Module):
                              logits=torch.cat([o.logits for o in outs]))
 
     @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self._outputs(images).pooled.float()
+    def forward(self, images: torch.Tensor, *, runtime: Runtime | None = None) -> torch.Tensor:
+        return self._outputs(images, runtime).pooled.float()
 
     @torch.no_grad()
-    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self._outputs(images).logits.float(), dim=1)
+    def probabilities(self, images: torch.Tensor, *, runtime: Runtime | None = None) -> torch.Tensor:
+        return torch.softmax(self._outputs(images, runtime).logits.float(), dim=1)
 
 
 def unit_normalize(feat: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn import NoiseMode, NoiseInput
+from ..nn import NoiseInput, NoiseMode, Runtime
 from .config import GeneratorConfig
 from .mapping import MappingNetwork, truncate
 
@@ -34,6 +34,8 @@ class Generator(nn.Module):
     """z [N, z_dim], c [N, c_dim] -> images [N, C, R, R] in about [-1, 1].
 
     `G.mapping(z, c, psi, cutoff) -> ws [N, num_ws, w_dim]`; `G.synthesis(ws, noise_mode) -> img`.
+    `G(z, c, runtime=...)` takes the code paths of that `Runtime` (None: `Runtime.current()`, read
+    once here and handed to both networks).
     """
 
     def __init__(self, cfg: GeneratorConfig):
@@ -47,9 +49,10 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, psi: float = 1.0,
                 cutoff: int | None = None, noise_mode: NoiseMode = "const", update_w_avg: bool = False,
-                **synthesis_kwargs) -> torch.Tensor:
-        ws = self.mapping(z, c, psi=psi, cutoff=cutoff, update_w_avg=update_w_avg)
-        return self.synthesis(ws, noise_mode=noise_mode, **synthesis_kwargs)
+                *, runtime: Runtime | None = None, **synthesis_kwargs) -> torch.Tensor:
+        rt = Runtime.resolve(runtime)
+        ws = self.mapping(z, c, psi=psi, cutoff=cutoff, update_w_avg=update_w_avg, runtime=rt)
+        return self.synthesis(ws, noise_mode=noise_mode, runtime=rt, **synthesis_kwargs)
 
     @property
     def w_avg(self) -> torch.Tensor:

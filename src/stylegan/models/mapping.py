@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn import FullyConnected
+from ..nn import FullyConnected, Runtime
 from ..ops import normalize_2nd_moment
 from .config import MappingConfig
 
@@ -28,7 +28,8 @@ class MappingNetwork(nn.Module):
 
     z and the label embedding are each normalised to unit second moment and concatenated; the
     MLP uses leaky ReLU and lr multiplier 0.01. `w_avg` tracks the mean w during training
-    (update_w_avg=True) for the truncation trick.
+    (update_w_avg=True) for the truncation trick. `runtime` (None: `Runtime.current()`, read once)
+    selects the bias_act form of every layer.
     """
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int | None, cfg: MappingConfig):
@@ -52,7 +53,9 @@ class MappingNetwork(nn.Module):
             self.register_buffer("w_avg", torch.zeros(w_dim))
 
     def forward(self, z: torch.Tensor | None, c: torch.Tensor | None = None, psi: float = 1.0,
-                cutoff: int | None = None, update_w_avg: bool = False) -> torch.Tensor:
+                cutoff: int | None = None, update_w_avg: bool = False, *,
+                runtime: Runtime | None = None) -> torch.Tensor:
+        rt = Runtime.resolve(runtime)
         x = None
         if self.z_dim > 0:
             if z is None or z.ndim != 2 or z.shape[1] != self.z_dim:
@@ -62,10 +65,10 @@ class MappingNetwork(nn.Module):
             if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
                 raise ValueError(f"this network is conditional: c must be [N, {self.c_dim}] "
                                  f"(one-hot class labels), got {None if c is None else tuple(c.shape)}")
-            y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
+            y = normalize_2nd_moment(self.embed(c.to(torch.float32), runtime=rt))
             x = y if x is None else torch.cat([x, y], dim=1)
         for i in range(self.num_layers):
-            x = getattr(self, f"fc{i}")(x)
+            x = getattr(self, f"fc{i}")(x, runtime=rt)
         if update_w_avg and hasattr(self, "w_avg"):
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         if self.num_ws is None:

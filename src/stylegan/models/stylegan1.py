@@ -33,8 +33,11 @@ Two layer flavours share that structure:
   modulated 1x1 ToRGB, FIR resampling with `resample_filter` (default [1, 3, 3, 1]).
 
 Everything runs in fp32 (the papers trained these configs in fp32); `force_fp32` is accepted for
-interface compatibility. Channel counts are `cfg.channels(res)`: channel_base 16384 reproduces the
-v1/PGGAN table (512 up to 32x32, 256 at 64, ..., 16 at 1024; TF fmap_base 8192).
+interface compatibility. Code paths: `SynthesisNetwork.forward` / `forward_at` and
+`Discriminator.forward` / `forward_at` take `runtime: Runtime | None` (None: `Runtime.current()`,
+read once there) and hand it to every block and layer; its `precision` is not read (fp32 always).
+Channel counts are `cfg.channels(res)`: channel_base 16384 reproduces the v1/PGGAN table (512 up
+to 32x32, 256 at 64, ..., 16 at 1024; TF fmap_base 8192).
 """
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn import Conv2d, FullyConnected, MinibatchStd, ModulatedConv2d, NoiseInput, NoiseMode, ToRGB
+from ..nn import Conv2d, FullyConnected, MinibatchStd, ModulatedConv2d, NoiseInput, NoiseMode, Runtime, ToRGB
 from ..ops import adain, bias_act, filter2d, instance_norm, normalize_2nd_moment, setup_filter
 from .config import DiscriminatorConfig, GeneratorConfig, StyleGAN1Options
 from .lod import downsample_box, lod_for, log2_resolution, max_lod, split_lod, upsample_nearest
@@ -132,19 +135,20 @@ class V1Conv(nn.Module):
         if self.use_blur:
             self.register_buffer("blur_filter", setup_filter(blur_filter))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, runtime: Runtime | None = None) -> torch.Tensor:
+        rt = Runtime.resolve(runtime)
         if self.up:
             x = upsample_nearest(x, 2)
         if self.down and self.use_blur:
-            x = filter2d(x, self.blur_filter)
+            x = filter2d(x, self.blur_filter, settings=rt.ops)
         x = F.conv2d(x, self.weight * self.weight_gain, padding=self.padding)
         if self.up and self.use_blur:
-            x = filter2d(x, self.blur_filter)
+            x = filter2d(x, self.blur_filter, settings=rt.ops)
         if self.down:
             x = downsample_box(x, 2)
         if self.bias is None:
             return x
-        return bias_act(x, self.bias, act=self.activation, gain=1.0)
+        return bias_act(x, self.bias, act=self.activation, gain=1.0, settings=rt.ops)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}->{self.out_channels}, k={self.weight.shape[-1]}, up={self.up}, "
@@ -162,11 +166,11 @@ class V1Dense(nn.Module):
         self.weight = nn.Parameter(torch.randn(out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, runtime: Runtime | None = None) -> torch.Tensor:
         x = x.flatten(1).matmul((self.weight * self.weight_gain).t())
         if self.bias is None:
             return x
-        return bias_act(x, self.bias, act=self.activation, gain=1.0)
+        return bias_act(x, self.bias, act=self.activation, gain=1.0, settings=Runtime.resolve(runtime).ops)
 
 
 class StyleEpilogue(nn.Module):
@@ -189,20 +193,22 @@ class StyleEpilogue(nn.Module):
         else:
             self.affine = None
 
-    def styles(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def styles(self, w: torch.Tensor, *, runtime: Runtime | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """w [N, w_dim] -> (scale [N, C], bias [N, C])."""
-        y = self.affine(w)
+        y = self.affine(w, runtime=runtime)
         return y[:, :self.channels], y[:, self.channels:]
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: NoiseMode = "random") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: NoiseMode = "random", *,
+                runtime: Runtime | None = None) -> torch.Tensor:
+        rt = Runtime.resolve(runtime)
         if self.noise is not None:
             x = self.noise(x, noise_mode)
-        x = bias_act(x, self.bias, act="lrelu", gain=1.0)
+        x = bias_act(x, self.bias, act="lrelu", gain=1.0, settings=rt.ops)
         if self.affine is not None and self.normalization == "instance":
-            return adain(x, *self.styles(w))
+            return adain(x, *self.styles(w, runtime=rt))
         x = instance_norm(x) if self.normalization == "instance" else normalize_2nd_moment(x)
         if self.affine is not None:
-            scale, bias = self.styles(w)
+            scale, bias = self.styles(w, runtime=rt)
             x = x * scale[:, :, None, None] + bias[:, :, None, None]
         return x
 
@@ -236,20 +242,22 @@ class V1SynthesisBlock(nn.Module):
         self.torgb = V1Conv(out_channels, cfg.img_channels, 1, gain=1.0, activation="linear")
 
     def forward(self, x: torch.Tensor | None, ws: torch.Tensor, noise_mode: NoiseMode = "random",
-                fused: bool | str = True) -> torch.Tensor:
+                fused: bool | str = True, *, runtime: Runtime | None = None) -> torch.Tensor:
+        rt = Runtime.resolve(runtime)
         if self.resolution == 4:
             if hasattr(self, "const"):
                 x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
             else:
-                x = self.dense(ws[:, 0]).reshape(-1, self.out_channels, 4, 4)
+                x = self.dense(ws[:, 0], runtime=rt).reshape(-1, self.out_channels, 4, 4)
         else:
-            x = self.conv0(x)
-        x = self.epilogue0(x, ws[:, 0], noise_mode)
-        x = self.epilogue1(self.conv1(x), ws[:, 1], noise_mode)
+            x = self.conv0(x, runtime=rt)
+        x = self.epilogue0(x, ws[:, 0], noise_mode, runtime=rt)
+        x = self.epilogue1(self.conv1(x, runtime=rt), ws[:, 1], noise_mode, runtime=rt)
         return x
 
-    def rgb(self, x: torch.Tensor, w: torch.Tensor | None, fused: bool | str = True) -> torch.Tensor:
-        return self.torgb(x)
+    def rgb(self, x: torch.Tensor, w: torch.Tensor | None, fused: bool | str = True, *,
+            runtime: Runtime | None = None) -> torch.Tensor:
+        return self.torgb(x, runtime=runtime)
 
 
 class RevisedSynthesisBlock(nn.Module):
@@ -274,15 +282,17 @@ class RevisedSynthesisBlock(nn.Module):
         self.torgb = ToRGB(out_channels, cfg.img_channels, cfg.w_dim, conv_clamp=cfg.conv_clamp)
 
     def forward(self, x: torch.Tensor | None, ws: torch.Tensor, noise_mode: NoiseMode = "random",
-                fused: bool | str = True) -> torch.Tensor:
+                fused: bool | str = True, *, runtime: Runtime | None = None) -> torch.Tensor:
+        rt = Runtime.resolve(runtime)
         if self.conv0 is None:
             x = self.const.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
-            return self.conv1(x, ws[:, 0], noise_mode, fused)
-        x = self.conv0(x, ws[:, 0], noise_mode, fused)
-        return self.conv1(x, ws[:, 1], noise_mode, fused)
+            return self.conv1(x, ws[:, 0], noise_mode, fused, runtime=rt)
+        x = self.conv0(x, ws[:, 0], noise_mode, fused, runtime=rt)
+        return self.conv1(x, ws[:, 1], noise_mode, fused, runtime=rt)
 
-    def rgb(self, x: torch.Tensor, w: torch.Tensor, fused: bool | str = True) -> torch.Tensor:
-        return self.torgb(x, w, fused)
+    def rgb(self, x: torch.Tensor, w: torch.Tensor, fused: bool | str = True, *,
+            runtime: Runtime | None = None) -> torch.Tensor:
+        return self.torgb(x, w, fused, runtime=runtime)
 
 
 class SynthesisNetwork(nn.Module):
@@ -319,19 +329,23 @@ class SynthesisNetwork(nn.Module):
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
 
     def forward(self, ws: torch.Tensor, noise_mode: NoiseMode = "const", fused_modconv: bool | str | None = None,
-                force_fp32: bool = False, lod: float | None = None) -> torch.Tensor:
-        """lod: level of detail (None: the `lod` buffer). Returns [N, C, R, R] at every lod."""
+                force_fp32: bool = False, lod: float | None = None, *,
+                runtime: Runtime | None = None) -> torch.Tensor:
+        """lod: level of detail (None: the `lod` buffer). Returns [N, C, R, R] at every lod.
+        runtime: the code paths of every block (None: `Runtime.current()`, read once)."""
         resolution, alpha = _resolve_lod(self, lod)
-        return self.forward_at(ws, resolution, alpha, noise_mode=noise_mode, fused_modconv=fused_modconv)
+        return self.forward_at(ws, resolution, alpha, noise_mode=noise_mode, fused_modconv=fused_modconv,
+                               runtime=runtime)
 
     def forward_at(self, ws: torch.Tensor, resolution: int, alpha: float = 1.0, *,
                    noise_mode: NoiseMode = "const", fused_modconv: bool | str | None = None,
-                   upsample: bool = True) -> torch.Tensor:
+                   upsample: bool = True, runtime: Runtime | None = None) -> torch.Tensor:
         """Render at `resolution` with the newest block faded in by `alpha` in [0, 1].
 
         upsample=False returns the [N, C, resolution, resolution] image before the final
-        nearest-neighbour upsampling to R.
+        nearest-neighbour upsampling to R. runtime: None reads `Runtime.current()` once.
         """
+        rt = Runtime.resolve(runtime)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
         if resolution not in self.block_resolutions:
@@ -346,15 +360,15 @@ class SynthesisNetwork(nn.Module):
             if block.resolution > resolution:
                 break
             prev, prev_idx = x, w_idx  # the previous block's output and the w index after it
-            x = block(x, ws.narrow(1, w_idx, block.num_conv), noise_mode, fused)
+            x = block(x, ws.narrow(1, w_idx, block.num_conv), noise_mode, fused, runtime=rt)
             w_idx += block.num_conv
         block = getattr(self, f"b{resolution}")
-        img = block.rgb(x, ws[:, w_idx] if block.torgb_uses_w else None, fused)
+        img = block.rgb(x, ws[:, w_idx] if block.torgb_uses_w else None, fused, runtime=rt)
         if alpha < 1.0 and resolution > 4:
             # Fade-in: the previous resolution's ToRGB (whose w, in the revised network, is the one
             # of this block's first layer), upsampled, blended with the new block's ToRGB.
             low_block = getattr(self, f"b{resolution // 2}")
-            low = low_block.rgb(prev, ws[:, prev_idx] if low_block.torgb_uses_w else None, fused)
+            low = low_block.rgb(prev, ws[:, prev_idx] if low_block.torgb_uses_w else None, fused, runtime=rt)
             img = torch.lerp(upsample_nearest(low, 2), img, alpha)
         if upsample:
             img = upsample_nearest(img, self.img_resolution // resolution)
@@ -381,8 +395,9 @@ class DiscriminatorBlock(nn.Module):
             self.conv0 = Conv2d(in_channels, in_channels, 3, **common)
             self.conv1 = Conv2d(in_channels, out_channels, 3, down=2, **common)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv1(self.conv0(x))
+    def forward(self, x: torch.Tensor, *, runtime: Runtime | None = None) -> torch.Tensor:
+        rt = Runtime.resolve(runtime)
+        return self.conv1(self.conv0(x, runtime=rt), runtime=rt)
 
 
 class DiscriminatorEpilogue(nn.Module):
@@ -406,8 +421,8 @@ class DiscriminatorEpilogue(nn.Module):
             self.fc = FullyConnected(c4 * 16, c2, activation="lrelu")
             self.out = FullyConnected(c2, out)
 
-    def forward(self, x: torch.Tensor, cmap: torch.Tensor | None) -> torch.Tensor:
-        return epilogue_logits(self, x, cmap)
+    def forward(self, x: torch.Tensor, cmap: torch.Tensor | None, *, runtime: Runtime | None = None) -> torch.Tensor:
+        return epilogue_logits(self, x, cmap, runtime)
 
 
 class Discriminator(nn.Module):
@@ -431,17 +446,19 @@ class Discriminator(nn.Module):
         self.register_buffer("lod", torch.zeros([]))
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False,
-                lod: float | None = None) -> torch.Tensor:
-        """lod: level of detail (None: the `lod` buffer)."""
+                lod: float | None = None, *, runtime: Runtime | None = None) -> torch.Tensor:
+        """lod: level of detail (None: the `lod` buffer). runtime: None reads `Runtime.current()` once."""
         resolution, alpha = _resolve_lod(self, lod)
-        return self.forward_at(img, c, resolution, alpha)
+        return self.forward_at(img, c, resolution, alpha, runtime=runtime)
 
     def forward_at(self, img: torch.Tensor, c: torch.Tensor | None, resolution: int,
-                   alpha: float = 1.0) -> torch.Tensor:
+                   alpha: float = 1.0, *, runtime: Runtime | None = None) -> torch.Tensor:
         """Judge `img` at `resolution`, the newest block faded in by `alpha` in [0, 1].
 
         img is [N, C, R, R] (box-downsampled to `resolution` here) or already [N, C, res, res].
+        runtime: the code paths of every block (None: `Runtime.current()`, read once).
         """
+        rt = Runtime.resolve(runtime)
         if img.ndim != 4 or img.shape[1] != self.img_channels or img.shape[2] != img.shape[3] \
                 or img.shape[2] not in (self.img_resolution, resolution):
             raise ValueError(f"images must be [N, {self.img_channels}, {self.img_resolution}, "
@@ -452,23 +469,23 @@ class Discriminator(nn.Module):
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         img = downsample_box(img.to(torch.float32), img.shape[2] // resolution)
         if resolution == 4:
-            x = self.b4.fromrgb(img)
+            x = self.b4.fromrgb(img, runtime=rt)
         else:
             block = getattr(self, f"b{resolution}")
-            x = block(block.fromrgb(img))
+            x = block(block.fromrgb(img, runtime=rt), runtime=rt)
             if alpha < 1.0:
                 lower = getattr(self, f"b{resolution // 2}") if resolution > 8 else self.b4
-                y = lower.fromrgb(downsample_box(img, 2))
+                y = lower.fromrgb(downsample_box(img, 2), runtime=rt)
                 x = torch.lerp(y, x, alpha)
             for res in self.block_resolutions:
                 if res < resolution:
-                    x = getattr(self, f"b{res}")(x)
+                    x = getattr(self, f"b{res}")(x, runtime=rt)
         cmap = None
         if self.c_dim > 0:
             if c is None or tuple(c.shape) != (x.shape[0], self.c_dim):
                 raise ValueError(f"this discriminator is conditional: c must be [N, {self.c_dim}]")
-            cmap = self.mapping(None, c)
-        return self.b4(x, cmap)
+            cmap = self.mapping(None, c, runtime=rt)
+        return self.b4(x, cmap, runtime=rt)
 
     def extra_repr(self) -> str:
         return f"version={self.cfg.version}, resolution={self.img_resolution}"

@@ -5,8 +5,12 @@ Generator architectures (Table 2 / Fig. 7): 'orig' (plain conv stack, ToRGB only
 sqrt(0.5)). Discriminator: 'orig', 'skip' (downsampled image fed to every block), 'resnet'.
 
 Mixed precision: blocks in the `num_fp16_res` highest resolutions run in fp16 on CUDA, with
-`conv_clamp` bounding activations; on other devices everything runs in fp32. Inside a
-`stylegan.nn.precision_scope` the scope's `Precision` decides instead, at call time.
+`conv_clamp` bounding activations; on other devices everything runs in fp32. A `Runtime` with a
+`precision` (e.g. from a `stylegan.nn.precision_scope` around the call) decides instead.
+
+Code paths: the public entry points (`SynthesisNetwork.forward`, `Discriminator.forward` and
+`.scores`) take `runtime: Runtime | None` and resolve it once (`Runtime.current()` when None);
+every block and layer below gets it as an argument and reads no context variable.
 """
 from __future__ import annotations
 
@@ -16,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..nn import Conv2d, FullyConnected, MinibatchStd, ModulatedConv2d, NoiseMode, ToRGB
-from ..nn.precision import block_dtype, lowest_low_precision_resolution
+from ..nn import Conv2d, FullyConnected, MinibatchStd, ModulatedConv2d, NoiseMode, Runtime, ToRGB
+from ..nn.precision import lowest_low_precision_resolution
 from ..ops import downsample2d, setup_filter, upsample2d
 from .config import DiscriminatorConfig, GeneratorConfig
 from .mapping import MappingNetwork
@@ -59,26 +63,28 @@ class SynthesisBlock(nn.Module):
             self.skip = Conv2d(in_channels, out_channels, 1, bias=False, up=2, resample_filter=resample_filter)
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, *,
-                noise_mode: NoiseMode = "random", fused: bool | str = True, force_fp32: bool = False):
+                noise_mode: NoiseMode = "random", fused: bool | str = True, force_fp32: bool = False,
+                runtime: Runtime | None = None):
+        rt = Runtime.resolve(runtime)
         w_iter = iter(ws.unbind(dim=1))
-        dtype = block_dtype(self.resolution, self.img_resolution, self.use_fp16, ws.device, force_fp32)
+        dtype = rt.block_dtype(self.resolution, self.img_resolution, self.use_fp16, ws.device, force_fp32)
         if self.in_channels == 0:
             x = self.const.to(dtype).unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
-            x = self.conv1(x.to(memory_format=self.memory_format), next(w_iter), noise_mode, fused)
+            x = self.conv1(x.to(memory_format=self.memory_format), next(w_iter), noise_mode, fused, runtime=rt)
         elif self.architecture == "resnet":
             x = x.to(dtype=dtype, memory_format=self.memory_format)
-            y = self.skip(x, gain=SQRT_HALF)
-            x = self.conv0(x, next(w_iter), noise_mode, fused)
-            x = self.conv1(x, next(w_iter), noise_mode, fused, gain=SQRT_HALF)
+            y = self.skip(x, gain=SQRT_HALF, runtime=rt)
+            x = self.conv0(x, next(w_iter), noise_mode, fused, runtime=rt)
+            x = self.conv1(x, next(w_iter), noise_mode, fused, gain=SQRT_HALF, runtime=rt)
             x = y + x
         else:
             x = x.to(dtype=dtype, memory_format=self.memory_format)
-            x = self.conv0(x, next(w_iter), noise_mode, fused)
-            x = self.conv1(x, next(w_iter), noise_mode, fused)
+            x = self.conv0(x, next(w_iter), noise_mode, fused, runtime=rt)
+            x = self.conv1(x, next(w_iter), noise_mode, fused, runtime=rt)
         if img is not None:
-            img = upsample2d(img, self.resample_filter)
+            img = upsample2d(img, self.resample_filter, settings=rt.ops)
         if self.is_last or self.architecture == "skip":
-            y = self.torgb(x, next(w_iter), fused).to(torch.float32)
+            y = self.torgb(x, next(w_iter), fused, runtime=rt).to(torch.float32)
             img = y if img is None else img + y
         return x, img
 
@@ -107,9 +113,11 @@ class SynthesisNetwork(nn.Module):
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
 
     def forward(self, ws: torch.Tensor, noise_mode: NoiseMode = "const", fused_modconv: bool | str | None = None,
-                force_fp32: bool = False) -> torch.Tensor:
-        """fused_modconv: True / False force the form, "auto" picks per layer (`ops.conv.choose_fused`),
-        None uses cfg.fused_modconv."""
+                force_fp32: bool = False, *, runtime: Runtime | None = None) -> torch.Tensor:
+        """fused_modconv: True / False force the form, "auto" picks per layer (`ops.conv.choose_fused`
+        under `runtime.ops.modconv`), None uses cfg.fused_modconv. runtime: the code paths of every
+        block (None: `Runtime.current()`, read once here)."""
+        rt = Runtime.resolve(runtime)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
         fused = self.cfg.fused_modconv if fused_modconv is None else fused_modconv
@@ -120,31 +128,35 @@ class SynthesisNetwork(nn.Module):
             # A block's ToRGB shares its w with the next block's first conv (Fig. 7, 'skip').
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
             w_idx += block.num_conv
-            x, img = block(x, img, block_ws, noise_mode=noise_mode, fused=fused, force_fp32=force_fp32)
+            x, img = block(x, img, block_ws, noise_mode=noise_mode, fused=fused, force_fp32=force_fp32, runtime=rt)
         return img.contiguous()  # NCHW even when the blocks run channels_last (no-op otherwise)
 
 
-def epilogue_features(epilogue: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def epilogue_features(epilogue: nn.Module, x: torch.Tensor, runtime: Runtime | None = None) -> torch.Tensor:
     """The 4x4 tail shared by every discriminator (v1 and v2) up to its last hidden layer:
     [mbstd] -> conv -> fc. x: [N, C, 4, 4] -> features [N, C']."""
+    rt = Runtime.resolve(runtime)
     if epilogue.mbstd is not None:
         x = epilogue.mbstd(x)
-    x = epilogue.conv(x)
-    return epilogue.fc(x.flatten(1))
+    x = epilogue.conv(x, runtime=rt)
+    return epilogue.fc(x.flatten(1), runtime=rt)
 
 
-def projected_logits(epilogue: nn.Module, features: torch.Tensor, cmap: torch.Tensor | None) -> torch.Tensor:
+def projected_logits(epilogue: nn.Module, features: torch.Tensor, cmap: torch.Tensor | None,
+                     runtime: Runtime | None = None) -> torch.Tensor:
     """features [N, C'] -> logits [N, 1]. Conditional networks output [N, cmap_dim] and take the
     projection logit <out, embed(c)> / sqrt(cmap_dim) (Miyato & Koyama 2018; StyleGAN2-ADA)."""
-    x = epilogue.out(features)  # [N, 1] or [N, cmap_dim]
+    x = epilogue.out(features, runtime=runtime)  # [N, 1] or [N, cmap_dim]
     if epilogue.cmap_dim > 0:
         x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(epilogue.cmap_dim))
     return x
 
 
-def epilogue_logits(epilogue: nn.Module, x: torch.Tensor, cmap: torch.Tensor | None) -> torch.Tensor:
+def epilogue_logits(epilogue: nn.Module, x: torch.Tensor, cmap: torch.Tensor | None,
+                    runtime: Runtime | None = None) -> torch.Tensor:
     """[mbstd] -> conv -> fc -> out (-> projection): x [N, C, 4, 4] -> logits [N, 1]."""
-    return projected_logits(epilogue, epilogue_features(epilogue, x), cmap)
+    rt = Runtime.resolve(runtime)
+    return projected_logits(epilogue, epilogue_features(epilogue, x, rt), cmap, rt)
 
 
 class DiscriminatorBlock(nn.Module):
@@ -167,23 +179,25 @@ class DiscriminatorBlock(nn.Module):
             self.skip = Conv2d(tmp_channels, out_channels, 1, bias=False, down=2,
                                resample_filter=resample_filter)
 
-    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False):
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False, *,
+                runtime: Runtime | None = None):
         """x: [N, Cin, R, R] or None; img: [N, C_img, R, R] or None -> (x [N, Cout, R/2, R/2], img)."""
+        rt = Runtime.resolve(runtime)
         dev = (x if x is not None else img).device
-        dtype = block_dtype(self.resolution, self.img_resolution, self.use_fp16, dev, force_fp32)
+        dtype = rt.block_dtype(self.resolution, self.img_resolution, self.use_fp16, dev, force_fp32)
         if x is not None:
             x = x.to(dtype=dtype, memory_format=self.memory_format)
         if self.in_channels == 0 or self.architecture == "skip":
-            y = self.fromrgb(img.to(dtype=dtype, memory_format=self.memory_format))
+            y = self.fromrgb(img.to(dtype=dtype, memory_format=self.memory_format), runtime=rt)
             x = y if x is None else x + y
-            img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
+            img = downsample2d(img, self.resample_filter, settings=rt.ops) if self.architecture == "skip" else None
         if self.architecture == "resnet":
-            y = self.skip(x, gain=SQRT_HALF)
-            x = self.conv0(x)
-            x = self.conv1(x, gain=SQRT_HALF)
+            y = self.skip(x, gain=SQRT_HALF, runtime=rt)
+            x = self.conv0(x, runtime=rt)
+            x = self.conv1(x, gain=SQRT_HALF, runtime=rt)
             x = y + x
         else:
-            x = self.conv1(self.conv0(x))
+            x = self.conv1(self.conv0(x, runtime=rt), runtime=rt)
         return x, img
 
 
@@ -205,15 +219,16 @@ class DiscriminatorEpilogue(nn.Module):
         # Auxiliary classifier (AC-GAN, Odena et al. 2017): class logits from the same features.
         self.classifier = FullyConnected(in_channels, aux_classes) if aux_classes > 0 else None
 
-    def forward(self, x: torch.Tensor, img: torch.Tensor | None,
-                cmap: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, img: torch.Tensor | None, cmap: torch.Tensor | None, *,
+                runtime: Runtime | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """-> (logits [N, 1], class logits [N, aux_classes] or None)."""
+        rt = Runtime.resolve(runtime)
         if self.architecture == "skip":
-            y = self.fromrgb(img.to(torch.float32))
+            y = self.fromrgb(img.to(torch.float32), runtime=rt)
             x = y if x is None else x.to(torch.float32) + y
-        features = epilogue_features(self, x.to(torch.float32))
-        classes = self.classifier(features) if self.classifier is not None else None
-        return projected_logits(self, features, cmap), classes
+        features = epilogue_features(self, x.to(torch.float32), rt)
+        classes = self.classifier(features, runtime=rt) if self.classifier is not None else None
+        return projected_logits(self, features, cmap, rt), classes
 
 
 class Discriminator(nn.Module):
@@ -243,23 +258,26 @@ class Discriminator(nn.Module):
             mbstd_group_size=cfg.mbstd_group_size, mbstd_num_channels=cfg.mbstd_num_channels,
             conv_clamp=cfg.conv_clamp, aux_classes=cfg.aux_classes)
 
-    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False) -> torch.Tensor:
-        """-> logits [N, 1]."""
-        return self.scores(img, c, force_fp32)[0]
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False, *,
+                runtime: Runtime | None = None) -> torch.Tensor:
+        """-> logits [N, 1]. runtime: the code paths of every block (None: `Runtime.current()`)."""
+        return self.scores(img, c, force_fp32, runtime=runtime)[0]
 
-    def scores(self, img: torch.Tensor, c: torch.Tensor | None = None,
-               force_fp32: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """-> (logits [N, 1], class logits [N, cfg.aux_classes] or None without a classifier)."""
+    def scores(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False, *,
+               runtime: Runtime | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> (logits [N, 1], class logits [N, cfg.aux_classes] or None without a classifier).
+        runtime: the code paths of every block (None: `Runtime.current()`, read once here)."""
+        rt = Runtime.resolve(runtime)
         expect = (self.img_channels, self.img_resolution, self.img_resolution)
         if img.ndim != 4 or tuple(img.shape[1:]) != expect:
             raise ValueError(f"images must be [N, {', '.join(map(str, expect))}], got {tuple(img.shape)}")
         x = None
         for res in self.block_resolutions:
-            x, img = getattr(self, f"b{res}")(x, img, force_fp32=force_fp32)
+            x, img = getattr(self, f"b{res}")(x, img, force_fp32=force_fp32, runtime=rt)
         cmap = None
         if self.c_dim > 0:
             n = x.shape[0] if x is not None else img.shape[0]
             if c is None or tuple(c.shape) != (n, self.c_dim):
                 raise ValueError(f"this discriminator is conditional: c must be [N, {self.c_dim}]")
-            cmap = self.mapping(None, c)
-        return self.b4(x, img, cmap)
+            cmap = self.mapping(None, c, runtime=rt)
+        return self.b4(x, img, cmap, runtime=rt)
