@@ -34,6 +34,8 @@ def test_quick_selftest_passes_on_cpu():
                                    "fast/upfirdn2d": "ok", "fast/conv2d_resample": "ok", "fast/modconv": "ok",
                                    "fast/bias_act": "ok", "fast/networks": "ok", "fast/weight_cache": "ok"}
     assert "torch " + torch.__version__ in result.output and "selftest passed" in result.output
+    assert ("runtime: fast paths upfirdn2d,demod,bias_act,effnet; modconv auto; precision as constructed; "
+            "weight cache off; eager off") in result.output.splitlines()[1]
 
 
 def test_broken_fast_path_fails_and_is_named(monkeypatch):

@@ -19,7 +19,7 @@ from ._common import device_option, resolve_device
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for the speed checks (default: torch's).")
 def command(device: str, dtype: str, ddp: int | None, quick: bool, only: str, threads: int | None) -> None:
-    from ..selftest.runner import SelftestOptions, environment, format_row, prepare, run_checks, summary
+    from ..selftest.runner import SelftestOptions, format_row, header, prepare, run_checks, summary
 
     dev = resolve_device(device)  # a missing device is a one-line error; CPU: retain freed memory like every command
     options = SelftestOptions(device=dev, dtype=dtype, ddp=ddp, quick=quick, threads=threads,
@@ -28,7 +28,7 @@ def command(device: str, dtype: str, ddp: int | None, quick: bool, only: str, th
         dev, checks = prepare(options)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    click.echo(environment(dev, dtype))
+    click.echo(header(dev, dtype))  # environment, then the runtime line (fast paths, modconv, precision, ...)
     results = run_checks(checks, report=lambda r: click.echo(format_row(r)))
     line = summary(results)
     if any(not r.ok for r in results):

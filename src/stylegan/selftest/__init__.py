@@ -12,6 +12,9 @@ Checks (each a small function; `runner.plan` lists them in order):
 - speed/S32, speed/S64: generation and training img/s;
 - ddp/N (with --ddp N): N training processes stay bit-identical.
 
+The header names the environment and, on its second line, the code paths in force
+(`stylegan.nn.Runtime.describe()`: fast paths, modconv policy, precision, weight cache, eager).
+
 Python: `run_selftest(SelftestOptions(device="cuda", quick=True))` returns the `CheckResult`s.
 """
 from .result import CheckResult

@@ -10,6 +10,7 @@ from typing import Callable, Iterator, Optional
 import torch
 
 from ..device import cpu_model, resolve_device
+from ..nn.runtime import Runtime
 from .ddp import check_ddp
 from .fastpaths import CHECKS as FAST_PATH_CHECKS
 from .parity import check_fixture
@@ -131,6 +132,12 @@ def environment(device: torch.device, dtype: str) -> str:
             f"{torch.get_num_threads()} threads, {allocator_info()['allocator']}, dtype {dtype}, {when}")
 
 
+def header(device: torch.device, dtype: str, runtime: Optional[Runtime] = None) -> str:
+    """The lines above the results: `environment`, then which code paths the networks take
+    (`Runtime.describe()` of `runtime`, default the one in force), so a report says what it tested."""
+    return f"{environment(device, dtype)}\n{Runtime.resolve(runtime).describe()}"
+
+
 STATUS_WORDS = {"pass": "ok", "fail": "FAIL", "skip": "skip"}
 
 
@@ -146,5 +153,5 @@ def summary(results: list[CheckResult]) -> str:
     return f"{counts}; FAILED: {', '.join(failed)}" if failed else counts
 
 
-__all__ = ["SelftestOptions", "environment", "format_row", "plan", "prepare", "run_checks", "run_selftest", "select",
+__all__ = ["SelftestOptions", "environment", "format_row", "header", "plan", "prepare", "run_checks", "run_selftest", "select",
            "summary"]
