@@ -3,7 +3,7 @@
     python bench/demo_speed.py                       # the demo's config vs the previous demo's
     python bench/demo_speed.py --variants new,old --rounds 4 --steps 16 --threads 1
 
-Each variant is a full `training.loop.Trainer` on builtin:mnist (the real loop: G main, path
+Each variant is a full `training.stepper.Stepper` on builtin:mnist (the real loop: G main, path
 length every 4, D main, R1 every 16, G_ema), built once; the rounds run the variants in turn
 (`--steps` minibatches each), so a busy machine slows them alike. One process plays the part of
 the demo's two gloo processes: per-process micro-batch batch/2 in 2 accumulation rounds, the same
@@ -64,7 +64,7 @@ def main() -> None:
         cfg = variant_config(name)
         cfg = cfg.replace(batch_gpu=cfg.batch // 2)  # as each of the demo's 2 processes: 2 rounds here
         opts = RunOptions(data="builtin:mnist", device="cpu", write_files=False, quiet=True, threads=args.threads)
-        tr = Trainer(plan_run(opts, cfg=cfg), 0, "cpu")
+        tr = Trainer(plan_run(opts, cfg=cfg), 0, "cpu").stepper  # the math alone: no ticks, no files
         for _ in range(4):  # warm-up (oneDNN primitives, allocator)
             tr.step()
         trainers[name] = tr

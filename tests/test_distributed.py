@@ -27,8 +27,8 @@ class SaveParams:
 
     def __call__(self, trainer):
         if trainer.state.batch_idx == self.last_batch:
-            torch.save({f"{n}.{k}": v.detach().clone() for n, m in (("G", trainer.G), ("D", trainer.D),
-                                                                     ("G_ema", trainer.G_ema))
+            torch.save({f"{n}.{k}": v.detach().clone() for n, m in (("G", trainer.stepper.G), ("D", trainer.stepper.D),
+                                                                     ("G_ema", trainer.stepper.G_ema))
                         for k, v in m.state_dict().items()},
                        os.path.join(self.folder, f"rank{trainer.rank}.pt"))
 

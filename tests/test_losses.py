@@ -129,8 +129,9 @@ def _greg_grads(loss, G, z, pl_mean):
     G.requires_grad_(True)
     for p in G.parameters():
         p.grad = None
+    torch.manual_seed(7)  # the loss draws from the RNG as it stands (the stepper seeds it per round)
     loss.accumulate_gradients("Greg", RoundInputs(None, None, z, None),
-                              PhaseContext(gain=1.0, pl_mean=torch.tensor(pl_mean), pl_seed=7))
+                              PhaseContext(gain=1.0, pl_mean=torch.tensor(pl_mean)))
     return {n: p.grad.clone() for n, p in G.named_parameters() if p.grad is not None}
 
 
@@ -138,7 +139,7 @@ def _official_greg_grads(loss, G, z, pl_mean, *, through_mean=True):
     """Path length as NVIDIA's loss writes it: a = lerp(pl_mean, mean(lengths), decay), penalty
     (lengths - a)^2 with the gradient flowing through a (written here independently)."""
     cfg = loss.cfg
-    torch.manual_seed(7)  # the same draws as the loss with `pl_seed=7`
+    torch.manual_seed(7)  # the same draws as the loss
     n = z.shape[0] // cfg.pl_batch_shrink
     img, ws = loss.run_G(z[:n], None)
     lengths = path_lengths(img, ws, pl_noise_like(img))

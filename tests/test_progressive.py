@@ -9,7 +9,7 @@ import torch
 
 from stylegan.models.stylegan1 import downsample_box, upsample_nearest
 from stylegan.training.config import ProgressiveConfig
-from stylegan.training.progressive import (Phase, active_num_ws, fade_reals, growth_kimg, needs_reset,
+from stylegan.training.progressive import (GrowthStage, active_num_ws, fade_reals, growth_kimg, needs_reset,
                                            reset_points, schedule)
 
 V1 = ProgressiveConfig()  # start 8, 600 + 600 kimg, the v1 1-GPU batch table and lr table
@@ -28,23 +28,23 @@ def tf_lod(kimg: float, cfg: ProgressiveConfig, final: int) -> float:
 
 def test_phase_boundaries_1024():
     p = schedule(0, V1, 1024)
-    assert (p.resolution, p.lod, p.alpha, p.batch, p.lr, p.phase_index) == (8, 7.0, 1.0, 128, 0.001, 0)
+    assert (p.resolution, p.lod, p.alpha, p.batch, p.lr, p.index) == (8, 7.0, 1.0, 128, 0.001, 0)
     assert schedule(599.9, V1, 1024).lod == 7.0
     p = schedule(600, V1, 1024)  # end of the stable phase: nothing fades yet
-    assert (p.resolution, p.lod, p.phase_index, p.fading) == (8, 7.0, 0, False)
+    assert (p.resolution, p.lod, p.index, p.fading) == (8, 7.0, 0, False)
     p = schedule(900, V1, 1024)  # half way through fading in 16x16
-    assert (p.resolution, p.lod, p.alpha, p.phase_index, p.fading) == (16, 6.5, 0.5, 1, True)
+    assert (p.resolution, p.lod, p.alpha, p.index, p.fading) == (16, 6.5, 0.5, 1, True)
     p = schedule(1200, V1, 1024)
-    assert (p.resolution, p.lod, p.alpha, p.phase_index) == (16, 6.0, 1.0, 2)
+    assert (p.resolution, p.lod, p.alpha, p.index) == (16, 6.0, 1.0, 2)
     p = schedule(2100, V1, 1024)  # fading in 32x32: the new resolution's batch applies
-    assert (p.resolution, p.batch, p.lr, p.phase_index) == (32, 64, 0.001, 3)
+    assert (p.resolution, p.batch, p.lr, p.index) == (32, 64, 0.001, 3)
     p = schedule(3 * 1200 + 600 + 300, V1, 1024)  # fading in 128x128
     assert (p.resolution, p.batch, p.lr, p.alpha) == (128, 16, 0.0015, 0.5)
     assert (schedule(6 * 1200 + 1, V1, 1024).resolution, schedule(6 * 1200 + 1, V1, 1024).lr) == (512, 0.003)
     assert growth_kimg(V1, 1024) == 7 * 1200
     for kimg in (8400, 8400.5, 10_000, 25_000, 1e6):  # the final resolution stays
         p = schedule(kimg, V1, 1024)
-        assert (p.resolution, p.lod, p.alpha, p.batch, p.lr, p.phase_index) == (1024, 0.0, 1.0, 4, 0.003, 14)
+        assert (p.resolution, p.lod, p.alpha, p.batch, p.lr, p.index) == (1024, 0.0, 1.0, 4, 0.003, 14)
 
 
 @pytest.mark.parametrize("final", [8, 16, 64, 256, 1024])
@@ -64,8 +64,8 @@ def test_matches_tf_formula_and_reset_rule(cfg, final):
         assert p.resolution == final >> int(math.floor(p.lod))
         assert p.alpha == pytest.approx(1 - (p.lod - math.floor(p.lod)))
         if prev is not None:
-            assert p.lod <= prev.lod and p.resolution >= prev.resolution and p.phase_index >= prev.phase_index
-        if needs_reset(None if prev is None else prev.phase_index, p, cfg):
+            assert p.lod <= prev.lod and p.resolution >= prev.resolution and p.index >= prev.index
+        if needs_reset(None if prev is None else prev.index, p, cfg):
             resets.append(kimg)
         # TF training_loop: reset when floor(lod) or ceil(lod) changes (not on the very first round)
         if prev is not None and (math.floor(p.lod) != math.floor(prev_lod) or math.ceil(p.lod) != math.ceil(prev_lod)):
@@ -100,7 +100,7 @@ def test_num_gpus_and_start_clamping():
     assert schedule(0, V1, 1024, num_gpus=3).batch == 126
     assert schedule(1e5, V1, 1024, num_gpus=8).batch == 8  # at least one image per GPU
     p = schedule(0, V1, 4)  # dataset smaller than the start resolution: no growing
-    assert (p.resolution, p.lod, p.phase_index) == (4, 0.0, 0)
+    assert (p.resolution, p.lod, p.index) == (4, 0.0, 0)
     assert schedule(0, ProgressiveConfig(start_resolution=4), 32).resolution == 4
     for bad in (-1.0, float("nan")):
         with pytest.raises(ValueError):
@@ -113,13 +113,13 @@ def test_num_gpus_and_start_clamping():
 
 def test_pure_and_frozen():
     a, b = schedule(1234.5, V1, 256), schedule(1234.5, V1, 256)
-    assert a == b and isinstance(a, Phase)
+    assert a == b and isinstance(a, GrowthStage)
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.lod = 0.0  # type: ignore[misc]
     assert not needs_reset(None, a, V1)
     c = schedule(1300, V1, 256)
-    assert needs_reset(a.phase_index, c, V1) == (a.phase_index != c.phase_index)
-    assert not needs_reset(a.phase_index, c, dataclasses.replace(V1, reset_optimizer=False))
+    assert needs_reset(a.index, c, V1) == (a.index != c.index)
+    assert not needs_reset(a.index, c, dataclasses.replace(V1, reset_optimizer=False))
 
 
 def test_active_num_ws():

@@ -14,7 +14,7 @@ from stylegan.training.ema import ema_beta, update_ema
 from stylegan.data.stream import DataStream
 from stylegan.training.errors import TrainingDiverged, TrainingSetupError
 from stylegan.training.launch import train
-from stylegan.training.loop import round_seed
+from stylegan.training.stepper import round_seed
 from stylegan.training.monitor import DivergenceMonitor
 from stylegan.training.presets import DataShape
 
@@ -216,7 +216,7 @@ def test_exact_resume_matches_uninterrupted_run(tmp_path, data, variant):
     assert sa["augment"] == sb["augment"]
     if variant == "v1-progressive":
         assert float(a["G.synthesis.lod"]) == 0.0  # grew to full resolution
-        assert sa["progress"]["phase_index"] == 4
+        assert sa["progress"]["growth_stage"] == 4
 
 
 def test_nan_stops_and_keeps_last_good_snapshot(tmp_path, data):
@@ -225,7 +225,7 @@ def test_nan_stops_and_keeps_last_good_snapshot(tmp_path, data):
     def poison(trainer):
         if trainer.state.batch_idx == 6:
             with torch.no_grad():
-                next(trainer.D.parameters()).fill_(float("nan"))
+                next(trainer.stepper.D.parameters()).fill_(float("nan"))
 
     with pytest.raises(TrainingDiverged) as err:
         train(cfg, data, str(tmp_path), device="cpu", quiet=True, callback=poison)

@@ -34,9 +34,7 @@ class SaveRankWeights:
 
     def __call__(self, trainer) -> None:
         if trainer.state.batch_idx == self.last:
-            nets = getattr(trainer, "stepper", trainer)  # the networks live in the Trainer's Stepper, if it has one
-            state = {f"{name}.{k}": v.detach().cpu() for name, m in (("G", nets.G), ("D", nets.D),
-                                                                     ("G_ema", nets.G_ema))
+            state = {f"{name}.{k}": v.detach().cpu() for name, m in trainer.stepper.networks.items()
                      for k, v in m.state_dict().items()}
             torch.save(state, os.path.join(self.folder, f"rank{trainer.rank}.pt"))
 

@@ -16,13 +16,18 @@ cls_weight * CE(class logits of D(G(z, c)), c) and Dmain cls_weight * CE(class l
 an auxiliary classifier (AC-GAN, Odena et al. 2017) trained on reals only.
 
 Lazy regularization multiplies a reg phase's loss by its interval (passed in as `gain`).
+
+The path-length regularizer also comes in two halves, `path_length_pass` (the lengths, with their
+graph) and `path_length_backward` (the penalty against a given phase mean), so a caller that runs a
+phase over several rounds or processes can reduce the lengths in between: `training.stepper` does,
+in one place. `accumulate_gradients` composes them with the round's own mean (the official
+single-process definition).
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -167,22 +172,30 @@ class RoundInputs:
 
 @dataclass(frozen=True)
 class PhaseContext:
-    """What a round needs to know about its phase, passed in explicitly by the loop.
+    """What a round needs to know about its phase, passed in explicitly by the caller.
 
     gain: the phase's interval divided by its rounds (lazy regularization; gradients are batch
-    means). pl_mean: the path-length running mean before this phase (None: 0). pl_reduce: maps this
-    round's [sum, count] of path lengths to the whole phase's (all rounds, all processes), whose mean
-    the running mean moves towards; the loop owns the processes and rounds, so it supplies the map
-    (None: this round's own, the official single-process definition). pl_seed: the torch seed the
-    round's path-length randomness starts from (None: continue the current RNG). mixing_num_ws:
+    means). pl_mean: the path-length running mean before this phase (None: 0). mixing_num_ws:
     style inputs in use (progressive growing), None for all.
     """
 
     gain: float = 1.0
     pl_mean: Optional[torch.Tensor] = None
-    pl_reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
-    pl_seed: Optional[int] = None
     mixing_num_ws: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class PathLengthPass:
+    """The first half of a path-length round: lengths [n] of the round's first n = N / pl_batch_shrink
+    latents and the images [n, C, H, W] they come from (with the graph, unless made without)."""
+
+    lengths: torch.Tensor
+    images: torch.Tensor
+
+    def sum_count(self) -> torch.Tensor:
+        """[sum of the lengths, their count] in float32: what rounds and processes add up."""
+        n = torch.tensor(float(self.lengths.shape[0]), dtype=torch.float32, device=self.lengths.device)
+        return torch.stack([self.lengths.detach().sum().to(torch.float32), n])
 
 
 @dataclass
@@ -190,7 +203,7 @@ class RoundResult:
     """What a round hands back besides its gradients (which are accumulated in the parameters).
 
     stats: per-sample values for the tick statistics, (name, tensor) pairs. pl_sum: [sum, count] of
-    this round's path lengths. w_sum: [w_dim + 1], the sum of the ws it mapped and their count
+    this round's path lengths (`PathLengthPass.sum_count`). w_sum: [w_dim + 1], the sum of the ws it mapped and their count
     (D main: the w_avg tracking of the official loss). real_logits: D(real) of D main, for ADA.
     """
 
@@ -198,6 +211,13 @@ class RoundResult:
     pl_sum: Optional[torch.Tensor] = None
     w_sum: Optional[torch.Tensor] = None
     real_logits: Optional[torch.Tensor] = None
+
+    def extend(self, other: "RoundResult") -> None:
+        """Add the results of another part of the same round (stats in order; sums where unset)."""
+        self.stats.extend(other.stats)
+        for name in ("pl_sum", "w_sum", "real_logits"):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(other, name))
 
 
 class StyleGANLoss:
@@ -208,9 +228,9 @@ class StyleGANLoss:
     processes: each round gets a `PhaseContext` in and gives a `RoundResult` back.
 
     Randomness (latents, mixing, noise inputs, augmentation, path-length probes) is drawn from the
-    global torch RNG, which the training loop seeds per training round (and the path-length part
-    from `ctx.pl_seed`): the result depends only on (seed, minibatch index, phase, round), not on
-    the number of processes.
+    global torch RNG as it stands; the loss never seeds it. The stepper seeds it per training round
+    (and before each path-length pass), so a result depends only on (seed, minibatch index, phase,
+    round), not on the number of processes.
     """
 
     def __init__(self, G, D, cfg: LossConfig, augment_pipe: Optional[torch.nn.Module] = None,
@@ -222,21 +242,24 @@ class StyleGANLoss:
                              f"head of c_dim classes (DiscriminatorConfig.aux_classes = c_dim = {D.c_dim})")
         # `compile`: G.mapping, G.synthesis and D go through torch.compile (falling back to eager
         # with a warning). The regularization phases differentiate twice, which compiled graphs
-        # cannot, so they run the plain modules (`perf.eager`). Parameters are shared either way.
+        # cannot, so they run the plain modules (`eager=True` below). Parameters are shared.
         self.mapping = perf.maybe_compile(G.mapping, compile, dynamic=False)
         self.synthesis = perf.maybe_compile(G.synthesis, compile, dynamic=False)
         self.discriminator = perf.maybe_compile(D, compile, dynamic=False)
 
     # --------------------------------------------------------------------------- networks
 
-    def run_G(self, z: torch.Tensor, c: Optional[torch.Tensor], mixing_num_ws: Optional[int] = None):
+    def run_G(self, z: torch.Tensor, c: Optional[torch.Tensor], mixing_num_ws: Optional[int] = None, *,
+              eager: bool = False):
         """z [N, z_dim], c [N, c_dim] -> (images [N, C, R, R], ws [N, num_ws, w_dim]) with mixing.
 
         Style mixing (v1 Sec. 3.1) per sample: with probability `style_mixing_prob`, the styles from
-        a crossover in [1, mixing_num_ws) on come from a second z.
+        a crossover in [1, mixing_num_ws) on come from a second z. `eager`: the plain modules even
+        when compiled ones exist (a gradient of this pass will be differentiated again).
         """
         G = self.G
-        ws = self.mapping(z, c if G.c_dim > 0 else None)
+        mapping, synthesis = (G.mapping, G.synthesis) if eager else (self.mapping, self.synthesis)
+        ws = mapping(z, c if G.c_dim > 0 else None)
         prob = self.cfg.style_mixing_prob
         active = min(mixing_num_ws or ws.shape[1], ws.shape[1])
         if prob > 0 and active > 1:
@@ -244,17 +267,17 @@ class StyleGANLoss:
             crossover = torch.randint(1, active, [n], device=ws.device)
             use = torch.rand([n], device=ws.device) < prob
             crossover = torch.where(use, crossover, torch.full_like(crossover, ws.shape[1]))
-            ws2 = self.mapping(torch.randn_like(z), c if G.c_dim > 0 else None)
+            ws2 = mapping(torch.randn_like(z), c if G.c_dim > 0 else None)
             ws = mix_styles(ws, ws2, crossover)
-        img = self.synthesis(ws, noise_mode="random")
+        img = synthesis(ws, noise_mode="random")
         return img, ws
 
-    def run_D(self, img: torch.Tensor, c: Optional[torch.Tensor]) -> torch.Tensor:
+    def run_D(self, img: torch.Tensor, c: Optional[torch.Tensor], *, eager: bool = False) -> torch.Tensor:
         """Logits [N, 1] of the (augmented) images."""
-        return self.run_D_scores(img, c, classes=False)[0]
+        return self.run_D_scores(img, c, classes=False, eager=eager)[0]
 
-    def run_D_scores(self, img: torch.Tensor, c: Optional[torch.Tensor],
-                     classes: bool = True) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def run_D_scores(self, img: torch.Tensor, c: Optional[torch.Tensor], classes: bool = True, *,
+                     eager: bool = False) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """(logits [N, 1], class logits [N, K] or None) of the (augmented) images, from one pass.
 
         Class logits come only with `classes` and a classifier head (`cls_weight` > 0); that pass
@@ -264,30 +287,35 @@ class StyleGANLoss:
         c = c if self.D.c_dim > 0 else None
         if classes and self.classes:
             return self.D.scores(img, c)
-        return self.discriminator(img, c), None
+        return (self.D if eager else self.discriminator)(img, c), None
 
     # --------------------------------------------------------------------------- phases
 
     def accumulate_gradients(self, phase: str, inputs: RoundInputs, ctx: PhaseContext = PhaseContext()) -> RoundResult:
         """Forward + backward for one round of `phase` (Gmain, Greg, Gboth, Dmain, Dreg, Dboth).
 
-        Every loss is averaged over the round's samples and multiplied by `ctx.gain`.
+        Every loss is averaged over the round's samples and multiplied by `ctx.gain`. The path
+        length's mean is the round's own (one process, one round: the official definition).
         """
         work = PhaseWork.of(phase, self.cfg)
-        with perf.eager() if work.double_backward else contextlib.nullcontext():
-            return self._accumulate(work, inputs, ctx)
+        out = self._accumulate(work, inputs, ctx)
+        if work.G_pl:
+            pl = self.path_length_pass(inputs, ctx)
+            out.extend(self.path_length_backward(pl, ctx, pl.sum_count()))
+        return out
 
     def _accumulate(self, work: "PhaseWork", inputs: RoundInputs, ctx: PhaseContext) -> RoundResult:
+        """Everything of a round but the path length: G main, D main, R1, GP."""
         cfg, gain, out = self.cfg, ctx.gain, RoundResult()
-        wgan = work.wgan
+        wgan, eager = work.wgan, work.double_backward
         real_img, real_c, gen_z, gen_c = inputs.real_img, inputs.real_c, inputs.gen_z, inputs.gen_c
 
         def report(name: str, value: torch.Tensor) -> None:
             out.stats.append((name, value.detach()))
 
         if work.G_main:
-            gen_img, _ = self.run_G(gen_z, gen_c, ctx.mixing_num_ws)
-            gen_logits, gen_classes = self.run_D_scores(gen_img, gen_c)
+            gen_img, _ = self.run_G(gen_z, gen_c, ctx.mixing_num_ws, eager=eager)
+            gen_logits, gen_classes = self.run_D_scores(gen_img, gen_c, eager=eager)
             report("Loss/scores/fake", gen_logits)
             report("Loss/signs/fake", gen_logits.sign())
             loss_G = wgan_g_loss(gen_logits) if wgan else g_nonsaturating_loss(gen_logits)
@@ -298,34 +326,19 @@ class StyleGANLoss:
                 loss_G = loss_G + loss_cls * cfg.cls_weight
             loss_G.mean().mul(gain).backward()
 
-        if work.G_pl:
-            lengths, pl_img = self._path_lengths(gen_z, gen_c, ctx)  # [n]
-            out.pl_sum = torch.stack([lengths.detach().sum().to(torch.float32),
-                                      torch.tensor(float(lengths.shape[0]), dtype=torch.float32,
-                                                   device=lengths.device)])
-            # The mean length of the whole phase (all rounds and processes) when the loop gives it;
-            # otherwise this round's (one process, one round: the official definition).
-            phase_sum = ctx.pl_reduce(out.pl_sum) if ctx.pl_reduce is not None else out.pl_sum
-            pl_mean = ctx.pl_mean if ctx.pl_mean is not None else torch.zeros([], device=lengths.device)
-            penalty, surrogate = path_length_surrogate(lengths, pl_mean, phase_sum[0] / phase_sum[1], cfg.pl_decay)
-            report("Loss/pl_penalty", penalty)
-            report("Loss/G/reg", penalty * cfg.pl_weight)
-            # `gen_img[:, 0, 0, 0] * 0` keeps every synthesis parameter in the graph (as officially).
-            (pl_img[:, 0, 0, 0] * 0 + surrogate * cfg.pl_weight).mean().mul(gain).backward()
-
         loss_terms = []
         if work.D_main:
             with torch.no_grad():
-                gen_img, gen_ws = self.run_G(gen_z, gen_c, ctx.mixing_num_ws)
+                gen_img, gen_ws = self.run_G(gen_z, gen_c, ctx.mixing_num_ws, eager=eager)
                 w = gen_ws[:, 0].to(torch.float32)
                 out.w_sum = torch.cat([w.sum(0), torch.tensor([w.shape[0]], dtype=torch.float32, device=w.device)])
-            gen_logits = self.run_D(gen_img, gen_c)
+            gen_logits = self.run_D(gen_img, gen_c, eager=eager)
             report("Loss/scores/fake", gen_logits)
             report("Loss/signs/fake", gen_logits.sign())
 
         if work.D_main or work.D_r1:
             real = real_img.detach().requires_grad_(work.D_r1)
-            real_logits, real_classes = self.run_D_scores(real, real_c, classes=work.D_main)
+            real_logits, real_classes = self.run_D_scores(real, real_c, classes=work.D_main, eager=eager)
             if work.D_main:
                 report("Loss/scores/real", real_logits)
                 report("Loss/signs/real", real_logits.sign())
@@ -351,7 +364,7 @@ class StyleGANLoss:
             if work.D_gp:
                 alpha = torch.rand([real_img.shape[0], 1, 1, 1], device=real_img.device)
                 mixed = real_img.detach().lerp(gen_img.detach(), alpha).requires_grad_(True)
-                mixed_logits = self.run_D(mixed, real_c)
+                mixed_logits = self.run_D(mixed, real_c, eager=eager)
                 gp = gradient_penalty(mixed_logits, mixed, cfg.wgan_target)  # [N]
                 report("Loss/gp", gp)
                 loss_gp = gp.unsqueeze(1) * cfg.wgan_lambda
@@ -361,26 +374,39 @@ class StyleGANLoss:
             sum(t.mean() for t in loss_terms).mul(gain).backward()
         return out
 
-    def _path_lengths(self, gen_z: torch.Tensor, gen_c: Optional[torch.Tensor], ctx: PhaseContext,
-                      create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Path lengths of the first 1/pl_batch_shrink of the round's latents -> ([n], their images).
+    # --------------------------------------------------------------------------- path length, in halves
 
-        Randomness (mixing, noise inputs, probe) restarts from `ctx.pl_seed` when given, so the loop
-        can recompute exactly the lengths a round trains on (`path_lengths_only`).
+    def path_length_pass(self, inputs: RoundInputs, ctx: PhaseContext, create_graph: bool = True) -> PathLengthPass:
+        """Path lengths |J_w^T y| (StyleGAN2 Sec. 3.2) of the first 1/pl_batch_shrink of the round's
+        latents, on the plain modules (the lengths are differentiated again).
+
+        Mixing, noise inputs and the probe y come from the torch RNG as it stands: seeded the same,
+        a pass without the graph (`create_graph=False`) gives exactly the lengths one with it trains on.
         """
-        if ctx.pl_seed is not None:
-            torch.manual_seed(ctx.pl_seed)
+        gen_z, gen_c = inputs.gen_z, inputs.gen_c
         n = max(gen_z.shape[0] // self.cfg.pl_batch_shrink, 1)
-        gen_img, gen_ws = self.run_G(gen_z[:n], None if gen_c is None else gen_c[:n], ctx.mixing_num_ws)
-        return path_lengths(gen_img, gen_ws, pl_noise_like(gen_img), create_graph=create_graph), gen_img
+        img, ws = self.run_G(gen_z[:n], None if gen_c is None else gen_c[:n], ctx.mixing_num_ws, eager=True)
+        lengths = path_lengths(img, ws, pl_noise_like(img), create_graph=create_graph)
+        return PathLengthPass(lengths if create_graph else lengths.detach(), img)
 
-    def path_lengths_only(self, inputs: RoundInputs, ctx: PhaseContext) -> torch.Tensor:
-        """The lengths a Greg round with these inputs and context trains on, without training -> [n]."""
-        with perf.eager():
-            return self._path_lengths(inputs.gen_z, inputs.gen_c, ctx, create_graph=False)[0].detach()
+    def path_length_backward(self, pl: PathLengthPass, ctx: PhaseContext, phase_sum: torch.Tensor) -> RoundResult:
+        """Backpropagate the path-length penalty of `pl` towards the phase mean phase_sum[0] / phase_sum[1].
+
+        `phase_sum`: [sum, count] of the lengths of the whole phase (every round, every process), or
+        `pl.sum_count()` for the round alone; `path_length_surrogate` explains why a per-round
+        backward with the phase mean equals the official gradient of the whole phase.
+        """
+        cfg, out = self.cfg, RoundResult(pl_sum=pl.sum_count())
+        pl_mean = ctx.pl_mean if ctx.pl_mean is not None else torch.zeros([], device=pl.lengths.device)
+        penalty, surrogate = path_length_surrogate(pl.lengths, pl_mean, phase_sum[0] / phase_sum[1], cfg.pl_decay)
+        out.stats.append(("Loss/pl_penalty", penalty.detach()))
+        out.stats.append(("Loss/G/reg", (penalty * cfg.pl_weight).detach()))
+        # `images[:, 0, 0, 0] * 0` keeps every synthesis parameter in the graph (as officially).
+        (pl.images[:, 0, 0, 0] * 0 + surrogate * cfg.pl_weight).mean().mul(ctx.gain).backward()
+        return out
 
 
-__all__ = ["PhaseWork", "RoundInputs", "PhaseContext", "RoundResult", "path_length_surrogate",
+__all__ = ["PhaseWork", "RoundInputs", "PhaseContext", "PathLengthPass", "RoundResult", "path_length_surrogate",
            "g_nonsaturating_loss", "d_logistic_loss", "class_loss", "wgan_g_loss", "wgan_d_loss",
            "input_gradient_sq_norm",
            "r1_penalty", "gradient_penalty", "pl_noise_like", "path_lengths", "lazy_regularization_adam",

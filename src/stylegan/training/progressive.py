@@ -3,25 +3,26 @@
 `schedule(kimg, cfg, final_resolution)` is a pure function of the number of real images shown so
 far (in thousands), like the official TF `training_schedule`:
 
-    phase_dur  = lod_training_kimg + lod_transition_kimg
-    phase_idx  = floor(kimg / phase_dur);  phase_kimg = kimg - phase_idx * phase_dur
-    lod        = log2(R) - log2(start) - phase_idx - max(phase_kimg - lod_training_kimg, 0) / transition
+    level_kimg = lod_training_kimg + lod_transition_kimg
+    grown      = floor(kimg / level_kimg);  into = kimg - grown * level_kimg
+    lod        = log2(R) - log2(start) - grown - max(into - lod_training_kimg, 0) / transition
     lod        = max(lod, 0);  resolution = R / 2^floor(lod)
 
 So each resolution trains for `lod_training_kimg`, then the next one fades in over
-`lod_transition_kimg`; during a fade-in the phase already reports the new (higher) resolution,
-whose batch size and learning rate apply. `phase_index` counts the changes of floor(lod) or
-ceil(lod) (start of a fade-in, start of a stabilisation): the official loop resets the Adam state of
-G and D exactly then (`needs_reset`).
+`lod_transition_kimg`; during a fade-in the stage already reports the new (higher) resolution,
+whose batch size and learning rate apply. A `GrowthStage`'s `index` counts the changes of floor(lod)
+or ceil(lod) (start of a fade-in, start of a stabilisation): the official loop resets the Adam state
+of G and D exactly then (`needs_reset`). ("Stage", not "phase": a training *phase* is Gmain, Greg,
+Dmain or Dreg, see training.stepper.)
 
 What the training loop does each step (see also docs/presets.md)::
 
-    phase = schedule(cur_nimg / 1000, cfg.progressive, R, num_gpus)
-    if needs_reset(prev_phase.phase_index, phase, cfg.progressive): clear the G_opt and D_opt state
-    set the lr of both optimizers to phase.lr (times the lazy-regularization ratio, if any)
-    set_lod(G, phase.lod); set_lod(G_ema, phase.lod); set_lod(D, phase.lod)
-    reals = fade_reals(reals, phase.lod)                 # TF process_reals: FadeLOD + UpscaleLOD
-    draw phase.batch images; mixing crossover in [1, active_num_ws(phase.resolution))
+    stage = schedule(cur_nimg / 1000, cfg.progressive, R, num_gpus)
+    if needs_reset(prev_stage.index, stage, cfg.progressive): clear the G_opt and D_opt state
+    set the lr of both optimizers to stage.lr (times the lazy-regularization ratio, if any)
+    set_lod(G, stage.lod); set_lod(G_ema, stage.lod); set_lod(D, stage.lod)
+    reals = fade_reals(reals, stage.lod)                 # TF process_reals: FadeLOD + UpscaleLOD
+    draw stage.batch images; mixing crossover in [1, active_num_ws(stage.resolution))
 """
 from __future__ import annotations
 
@@ -34,12 +35,12 @@ from ..models.lod import downsample_box, log2_resolution, max_lod, split_lod, up
 from ..models.stylegan1 import set_lod
 from .config import ProgressiveConfig
 
-__all__ = ["Phase", "schedule", "needs_reset", "fade_reals", "active_num_ws", "reset_points",
-           "growth_kimg", "set_lod"]
+__all__ = ["GrowthStage", "schedule", "needs_reset", "fade_reals", "active_num_ws", "reset_points",
+           "growth_kimg", "levels", "batch_at", "set_lod"]
 
 
 @dataclass(frozen=True)
-class Phase:
+class GrowthStage:
     """Where progressive growing stands after `kimg` thousand real images."""
 
     kimg: float
@@ -48,7 +49,7 @@ class Phase:
     alpha: float  # fade-in weight of the newest resolution (1 = stable)
     batch: int  # total minibatch (all GPUs)
     lr: float  # Adam learning rate of G and D
-    phase_index: int  # increments whenever floor(lod) or ceil(lod) changes (optimizer reset points)
+    index: int  # increments whenever floor(lod) or ceil(lod) changes (optimizer reset points)
 
     @property
     def fading(self) -> bool:
@@ -62,15 +63,24 @@ def _start_resolution(cfg: ProgressiveConfig, final_resolution: int) -> int:
     return min(cfg.start_resolution, final_resolution)
 
 
-def _batch_at(cfg: ProgressiveConfig, resolution: int) -> int:
-    """The table entry for `resolution`, else the one of the nearest listed lower (else lowest) one."""
+def levels(cfg: ProgressiveConfig, final_resolution: int) -> int:
+    """Resolutions added after the start one: log2(R) - log2(start)."""
+    return log2_resolution(final_resolution) - log2_resolution(_start_resolution(cfg, final_resolution))
+
+
+def batch_at(cfg: ProgressiveConfig, resolution: int, num_gpus: int = 1) -> int:
+    """The total minibatch at `resolution`: the table entry, else the one of the nearest listed lower
+    (else lowest) resolution, rounded down to a multiple of `num_gpus` (at least num_gpus), as in
+    the TF code."""
     table = dict(cfg.batch_by_resolution)
     if not table:
         raise ValueError("ProgressiveConfig.batch_by_resolution is empty")
     if resolution in table:
-        return int(table[resolution])
-    lower = [r for r in table if r <= resolution]
-    return int(table[max(lower)] if lower else table[min(table)])
+        batch = int(table[resolution])
+    else:
+        lower = [r for r in table if r <= resolution]
+        batch = int(table[max(lower)] if lower else table[min(table)])
+    return max(batch - batch % num_gpus, num_gpus)
 
 
 def _lr_at(cfg: ProgressiveConfig, resolution: int) -> float:
@@ -78,52 +88,46 @@ def _lr_at(cfg: ProgressiveConfig, resolution: int) -> float:
     return float(dict(cfg.lr_by_resolution).get(resolution, cfg.base_lr))
 
 
-def schedule(kimg: float, cfg: ProgressiveConfig, final_resolution: int, num_gpus: int = 1) -> Phase:
-    """The progressive-growing phase after `kimg` thousand real images (pure function).
-
-    The batch is rounded down to a multiple of `num_gpus` (at least num_gpus), as in the TF code.
-    """
+def schedule(kimg: float, cfg: ProgressiveConfig, final_resolution: int, num_gpus: int = 1) -> GrowthStage:
+    """The progressive-growing stage after `kimg` thousand real images (pure function)."""
     if kimg < 0 or math.isnan(kimg):
         raise ValueError(f"kimg must be >= 0, got {kimg}")
     if cfg.lod_training_kimg < 0 or cfg.lod_transition_kimg < 0:
         raise ValueError("lod_training_kimg and lod_transition_kimg must be >= 0")
     if num_gpus < 1:
         raise ValueError(f"num_gpus must be >= 1, got {num_gpus}")
-    levels = log2_resolution(final_resolution) - log2_resolution(_start_resolution(cfg, final_resolution))
+    n = levels(cfg, final_resolution)
     train, fade = float(cfg.lod_training_kimg), float(cfg.lod_transition_kimg)
-    phase_dur = train + fade
-    phase_idx = int(math.floor(kimg / phase_dur)) if phase_dur > 0 else levels
-    phase_kimg = kimg - phase_idx * phase_dur
-    lod = float(levels - phase_idx)
+    level_kimg = train + fade
+    grown = int(math.floor(kimg / level_kimg)) if level_kimg > 0 else n  # levels fully added
+    into = kimg - grown * level_kimg  # kimg into the current level
+    lod = float(n - grown)
     if fade > 0:
-        lod -= max(phase_kimg - train, 0.0) / fade
+        lod -= max(into - train, 0.0) / fade
     if lod <= 0.0:
-        lod, index = 0.0, 2 * levels
+        lod, index = 0.0, 2 * n
     else:
-        index = 2 * phase_idx + (1 if phase_kimg > train and fade > 0 else 0)
+        index = 2 * grown + (1 if into > train and fade > 0 else 0)
     resolution, alpha = split_lod(lod, final_resolution)
-    batch = _batch_at(cfg, resolution)
-    batch = max(batch - batch % num_gpus, num_gpus)
-    return Phase(kimg=float(kimg), resolution=resolution, lod=lod, alpha=alpha, batch=batch,
-                 lr=_lr_at(cfg, resolution), phase_index=index)
+    return GrowthStage(kimg=float(kimg), resolution=resolution, lod=lod, alpha=alpha,
+                       batch=batch_at(cfg, resolution, num_gpus), lr=_lr_at(cfg, resolution), index=index)
 
 
-def needs_reset(prev_index: int | None, cur: Phase, cfg: ProgressiveConfig) -> bool:
+def needs_reset(prev_index: int | None, cur: GrowthStage, cfg: ProgressiveConfig) -> bool:
     """Reset the optimizers' state now? (New layers appeared or finished fading in.)
 
-    `prev_index`: the `phase_index` of the previous minibatch, None (or negative) before the first
+    `prev_index`: the stage `index` of the previous minibatch, None (or negative) before the first
     one, when the optimizers are fresh anyway. False when `cfg.reset_optimizer` is off.
     """
     return bool(cfg.reset_optimizer and prev_index is not None and prev_index >= 0
-                and prev_index != cur.phase_index)
+                and prev_index != cur.index)
 
 
 def reset_points(cfg: ProgressiveConfig, final_resolution: int) -> list[float]:
-    """kimg values at which phase_index changes (fade-in starts and ends), in order."""
-    levels = log2_resolution(final_resolution) - log2_resolution(_start_resolution(cfg, final_resolution))
+    """kimg values at which the stage index changes (fade-in starts and ends), in order."""
     train, fade = float(cfg.lod_training_kimg), float(cfg.lod_transition_kimg)
     points: list[float] = []
-    for i in range(levels):
+    for i in range(levels(cfg, final_resolution)):
         start = i * (train + fade)
         for x in (start + train, start + train + fade) if fade > 0 else (start + train,):
             if not points or x != points[-1]:  # with lod_training_kimg 0 a fade ends where the next starts
@@ -133,8 +137,7 @@ def reset_points(cfg: ProgressiveConfig, final_resolution: int) -> list[float]:
 
 def growth_kimg(cfg: ProgressiveConfig, final_resolution: int) -> float:
     """kimg after which the final resolution is fully faded in (lod reaches 0)."""
-    levels = log2_resolution(final_resolution) - log2_resolution(_start_resolution(cfg, final_resolution))
-    return levels * (cfg.lod_training_kimg + cfg.lod_transition_kimg)
+    return levels(cfg, final_resolution) * (cfg.lod_training_kimg + cfg.lod_transition_kimg)
 
 
 def active_num_ws(resolution: int) -> int:

@@ -1,23 +1,29 @@
-"""What one minibatch does: the step plan of a fixed or a progressively growing network.
+"""What one minibatch does: the step settings of a fixed or a progressively growing network.
 
-The loop asks its schedule for a `StepPlan` before every minibatch and only follows it. A fixed
-architecture (StyleGAN2) has the same plan at every step. Progressive growing (PGGAN Sec. 3;
-StyleGAN v1 and StyleGAN2 configs A-D) changes batch, learning rate and level of detail with the
-number of images shown (`training.progressive.schedule`, a pure function) and resets the Adam
+The stepper asks its schedule for the `StepSettings` of every minibatch and only follows them. A
+fixed architecture (StyleGAN2) has the same settings at every step. Progressive growing (PGGAN
+Sec. 3; StyleGAN v1 and StyleGAN2 configs A-D) changes batch, learning rate and level of detail with
+the number of images shown (`training.progressive.schedule`, a pure function) and resets the Adam
 state whenever new layers appear or finish fading in.
+
+One micro-batch rule for both: the per-process batch is split into rounds of `batch_gpu` images
+(gradient accumulation), and `batch_gpu` must divide it, as in the official `train.py`. A growing
+schedule checks this for every stage when it is made, so a run never fails (or silently shrinks
+its micro-batch) hours in.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
+from ..models.lod import log2_resolution
 from . import progressive
 from .config import TrainingConfig
 from .errors import TrainingSetupError
 
 
 @dataclass(frozen=True)
-class StepPlan:
+class StepSettings:
     """Everything about one minibatch that depends on where training stands."""
 
     batch: int  # global minibatch (all processes)
@@ -27,12 +33,12 @@ class StepPlan:
     lod: Optional[float]  # level of detail for G, G_ema and D; None: a fixed architecture
     reset_optimizers: bool  # clear the Adam moments before this step
     mixing_num_ws: Optional[int]  # style inputs in use (mixing crossover in [1, this)); None: all
-    phase_index: int  # progressive phase (-1: fixed architecture)
+    growth_stage: int  # progressive growing: `GrowthStage.index` (-1: fixed architecture)
     resolution: int  # the (newest) resolution trained at
 
 
 class Schedule(Protocol):
-    def plan(self, cur_nimg: int, prev_phase_index: int) -> StepPlan: ...
+    def settings(self, cur_nimg: int, prev_growth_stage: int) -> StepSettings: ...
 
     def describe(self) -> Optional[str]: ...
 
@@ -44,14 +50,16 @@ def largest_divisor_at_most(n: int, k: int) -> int:
     return k
 
 
-def micro_batch(batch: int, world: int, batch_gpu: Optional[int]) -> tuple[int, int]:
-    """(per-process micro-batch, rounds of gradient accumulation) for a total `batch`."""
+def micro_batch(batch: int, world: int, batch_gpu: Optional[int], where: str = "") -> tuple[int, int]:
+    """(per-process micro-batch, rounds of gradient accumulation) for a total `batch`.
+
+    `batch_gpu` larger than the per-process batch means the whole per-process batch in one round."""
     if batch % world:
-        raise TrainingSetupError(f"--batch {batch} is not divisible by --gpus {world}")
+        raise TrainingSetupError(f"--batch {batch}{where} is not divisible by --gpus {world}")
     per = batch // world
     bg = per if batch_gpu is None else min(batch_gpu, per)
     if per % bg:
-        raise TrainingSetupError(f"--batch-gpu {bg} must divide the per-GPU batch {per} (= batch / gpus)")
+        raise TrainingSetupError(f"--batch-gpu {bg} must divide the per-GPU batch {per}{where} (= batch / gpus)")
     return bg, per // bg
 
 
@@ -65,17 +73,17 @@ def check_mbstd(cfg: TrainingConfig, batch_gpu: int) -> None:
 
 
 class FixedSchedule:
-    """A StyleGAN2 network: the same plan at every step."""
+    """A StyleGAN2 network: the same settings at every step."""
 
     def __init__(self, cfg: TrainingConfig, world: int):
         bg, rounds = micro_batch(cfg.batch, world, cfg.batch_gpu)
         check_mbstd(cfg, bg)
-        self._plan = StepPlan(batch=cfg.batch, batch_gpu=bg, rounds=rounds, lr=None, lod=None,
-                              reset_optimizers=False, mixing_num_ws=None, phase_index=-1,
-                              resolution=cfg.G.img_resolution)
+        self._settings = StepSettings(batch=cfg.batch, batch_gpu=bg, rounds=rounds, lr=None, lod=None,
+                                      reset_optimizers=False, mixing_num_ws=None, growth_stage=-1,
+                                      resolution=cfg.G.img_resolution)
 
-    def plan(self, cur_nimg: int, prev_phase_index: int) -> StepPlan:
-        return self._plan
+    def settings(self, cur_nimg: int, prev_growth_stage: int) -> StepSettings:
+        return self._settings
 
     def describe(self) -> Optional[str]:
         return None  # nothing changes during the run
@@ -88,17 +96,20 @@ class ProgressiveSchedule:
         assert cfg.progressive is not None
         self.cfg, self.world = cfg, world
         self.resolution = cfg.G.img_resolution
+        p = cfg.progressive
+        start = log2_resolution(self.resolution) - progressive.levels(p, self.resolution)
+        for res in (2 ** k for k in range(start, log2_resolution(self.resolution) + 1)):  # every stage, now
+            bg, _ = micro_batch(progressive.batch_at(p, res, world), world, cfg.batch_gpu, f" at {res}x{res}")
+            check_mbstd(cfg, bg)
 
-    def plan(self, cur_nimg: int, prev_phase_index: int) -> StepPlan:
+    def settings(self, cur_nimg: int, prev_growth_stage: int) -> StepSettings:
         cfg = self.cfg
-        phase = progressive.schedule(cur_nimg / 1000, cfg.progressive, self.resolution, self.world)
-        per = phase.batch // self.world
-        bg = largest_divisor_at_most(per, cfg.batch_gpu or per)
-        check_mbstd(cfg, bg)
-        return StepPlan(batch=phase.batch, batch_gpu=bg, rounds=per // bg, lr=phase.lr, lod=phase.lod,
-                        reset_optimizers=progressive.needs_reset(prev_phase_index, phase, cfg.progressive),
-                        mixing_num_ws=progressive.active_num_ws(phase.resolution),
-                        phase_index=phase.phase_index, resolution=phase.resolution)
+        stage = progressive.schedule(cur_nimg / 1000, cfg.progressive, self.resolution, self.world)
+        bg, rounds = micro_batch(stage.batch, self.world, cfg.batch_gpu)
+        return StepSettings(batch=stage.batch, batch_gpu=bg, rounds=rounds, lr=stage.lr, lod=stage.lod,
+                            reset_optimizers=progressive.needs_reset(prev_growth_stage, stage, cfg.progressive),
+                            mixing_num_ws=progressive.active_num_ws(stage.resolution),
+                            growth_stage=stage.index, resolution=stage.resolution)
 
     def describe(self) -> str:
         p = self.cfg.progressive
@@ -113,5 +124,5 @@ def make_schedule(cfg: TrainingConfig, world: int) -> Schedule:
     return FixedSchedule(cfg, world) if cfg.progressive is None else ProgressiveSchedule(cfg, world)
 
 
-__all__ = ["StepPlan", "Schedule", "FixedSchedule", "ProgressiveSchedule", "make_schedule", "micro_batch",
+__all__ = ["StepSettings", "Schedule", "FixedSchedule", "ProgressiveSchedule", "make_schedule", "micro_batch",
            "largest_divisor_at_most", "check_mbstd"]

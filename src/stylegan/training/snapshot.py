@@ -30,23 +30,45 @@ _SNAPSHOT_NUMBER = re.compile(r"^snapshot-(\d+)\.safetensors$")
 
 
 @dataclass
+class StepCounters:
+    """Where the minibatches stand; owned by `Stepper` (the math advances them, nothing else)."""
+
+    cur_nimg: int = 0  # real images shown so far (all processes)
+    batch_idx: int = 0  # minibatches so far
+    data_pos: int = 0  # position in the global real-image stream
+    growth_stage: int = -1  # progressive growing: stage index of the last minibatch (-1: none yet)
+
+
+@dataclass(frozen=True)
 class TrainingState:
-    """Progress counters saved in every snapshot (with optimizers, pl_mean, ADA and RNG states)."""
+    """The progress record of a snapshot: the stepper's counters and the run driver's tick counters.
+
+    A value, composed when a snapshot is written (`Trainer.state`) and split again on resume; the
+    live counters have one owner each (`Stepper.counters`, the driver's ticks, the divergence
+    monitor's bad ticks)."""
 
     cur_nimg: int = 0  # real images shown so far (all processes)
     cur_tick: int = 0  # index of the tick in progress
     batch_idx: int = 0  # minibatches so far
     tick_start_nimg: int = 0
     data_pos: int = 0  # position in the global real-image stream
-    phase_index: int = -1  # progressive growing: phase of the last minibatch (-1: none yet)
+    growth_stage: int = -1  # progressive growing: stage index of the last minibatch (-1: none yet)
     bad_ticks: int = 0  # consecutive ticks with non-finite losses
     last_snapshot: Optional[str] = None
+
+    @property
+    def counters(self) -> StepCounters:
+        return StepCounters(cur_nimg=self.cur_nimg, batch_idx=self.batch_idx, data_pos=self.data_pos,
+                            growth_stage=self.growth_stage)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainingState":
+        d = dict(d)
+        if "phase_index" in d:  # snapshots written before progressive "phases" were called stages
+            d.setdefault("growth_stage", d.pop("phase_index"))
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -187,6 +209,6 @@ def read_resume(path: str | Path, cfg: TrainingConfig, optimizer_keys: tuple[str
     return Resume(str(path), weights, TrainingSnapshotState.from_state(state, optimizer_keys), changed)
 
 
-__all__ = ["STATE_FORMAT", "STATE_VERSION", "SNAPSHOT_GLOB", "TrainingState", "snapshot_name", "fakes_name",
+__all__ = ["STATE_FORMAT", "STATE_VERSION", "SNAPSHOT_GLOB", "StepCounters", "TrainingState", "snapshot_name", "fakes_name",
            "list_snapshots", "latest_snapshot", "seed_host_rngs", "rng_state", "set_rng_state", "TrainingSnapshotState",
            "write_snapshot", "Resume", "read_resume"]
