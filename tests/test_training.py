@@ -60,7 +60,7 @@ def test_update_ema_lerps_params_and_copies_buffers():
 
 
 def test_divergence_monitor_policy():
-    m = DivergenceMonitor(max_bad_ticks=3)
+    m = DivergenceMonitor(nan_ticks=3)
     assert m.update(0, True) == (True, None)
     assert m.update(2, True) == (False, None)  # bad tick: no snapshot, keep going
     assert m.update(0, True) == (True, None)  # recovered: counter reset

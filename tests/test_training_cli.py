@@ -23,7 +23,7 @@ def test_dry_run_prints_resolved_config(data):
              "--mirror", "--map", "1", "--lr", "0.001", "--ema", "2", "--kimg-per-tick", "0.5", "--snap", "7",
              "--seed", "5", "--g-arch", "orig", "--d-arch", "skip")
     assert r.exit_code == 0, r.output
-    cfg = json.loads(r.output)
+    cfg = json.loads(r.output)["training"]
     assert cfg["preset"] == "cpu"
     assert (cfg["batch"], cfg["total_kimg"], cfg["snap"], cfg["seed"], cfg["kimg_per_tick"]) == (12, 3.0, 7, 5, 0.5)
     assert cfg["mirror"] is True and cfg["cond"] is False
@@ -35,14 +35,14 @@ def test_dry_run_prints_resolved_config(data):
     assert cfg["augment"]["mode"] == "ada"  # the official default
     assert cfg["precision"] is None  # the networks as constructed
     r = _run("--data", data, "--cfg", "cpu", "--dry-run", "--precision", "bf16")
-    assert json.loads(r.output)["precision"] == {"dtype": "bf16", "num_low_res": 4, "conv_clamp": 256.0}
+    assert json.loads(r.output)["training"]["precision"] == {"dtype": "bf16", "num_low_res": 4, "conv_clamp": 256.0}
 
 
 def test_dry_run_fits_mbstd_and_options(data):
     r = _run("--data", data, "--cfg", "cpu", "--dry-run", "--batch", "6", "--aug", "fixed", "--p", "0.3",
              "--augpipe", "bg", "--cond", "--no-mirror", "--metrics", "none")
     assert r.exit_code == 0, r.output
-    cfg = json.loads(r.output)
+    cfg = json.loads(r.output)["training"]
     assert cfg["D"]["mbstd_group_size"] == 3
     assert cfg["augment"] == {**cfg["augment"], "mode": "fixed", "p": 0.3, "pipe": "bg"}
     assert cfg["cond"] is True and cfg["G"]["c_dim"] == 3 and cfg["D"]["c_dim"] == 3
@@ -89,7 +89,7 @@ def test_cli_trains_and_resumes(tmp_path, data, one_thread):
     # --resume with a run directory: newest snapshot, config and data from the snapshot.
     r = _run("--resume", str(run), "--dry-run", "--kimg", "0.032")
     assert r.exit_code == 0, r.output
-    cfg = json.loads(r.output)
+    cfg = json.loads(r.output)["training"]
     assert cfg["total_kimg"] == 0.032 and cfg["augment"]["mode"] == "noaug" and cfg["preset"] == "tiny"
     r = _run("--resume", str(run), "--kimg", "0.032", "--outdir", str(out))
     assert r.exit_code == 0, r.output

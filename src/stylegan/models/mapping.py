@@ -52,6 +52,19 @@ class MappingNetwork(nn.Module):
         if num_ws is not None and cfg.w_avg_beta is not None:
             self.register_buffer("w_avg", torch.zeros(w_dim))
 
+    @property
+    def tracks_w_avg(self) -> bool:
+        return hasattr(self, "w_avg")
+
+    @torch.no_grad()
+    def track_w_avg(self, w_mean: torch.Tensor) -> None:
+        """Move the tracked average towards a batch's mean w [w_dim]: w_avg <- w_mean + beta (w_avg - w_mean).
+
+        The one place w_avg changes (the centre of the truncation trick, v1 Sec. 4 / App. B). A
+        single process passes its batch mean (`forward(update_w_avg=True)`); the training stepper
+        passes the mean over all rounds and processes of a phase."""
+        self.w_avg.copy_(w_mean.to(self.w_avg.dtype).lerp(self.w_avg, self.w_avg_beta))
+
     def forward(self, z: torch.Tensor | None, c: torch.Tensor | None = None, psi: float = 1.0,
                 cutoff: int | None = None, update_w_avg: bool = False, *,
                 runtime: Runtime | None = None) -> torch.Tensor:
@@ -69,8 +82,8 @@ class MappingNetwork(nn.Module):
             x = y if x is None else torch.cat([x, y], dim=1)
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x, runtime=rt)
-        if update_w_avg and hasattr(self, "w_avg"):
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        if update_w_avg and self.tracks_w_avg:
+            self.track_w_avg(x.detach().mean(dim=0))
         if self.num_ws is None:
             return x
         ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)  # [N, num_ws, w_dim]

@@ -10,6 +10,7 @@ CPU: gloo) and returns rank 0's result.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -198,23 +199,25 @@ def launch(plan: RunPlan, callback: Optional[Callable[[Trainer], None]] = None) 
     return outcome.result
 
 
-def train(cfg: TrainingConfig, data: str, outdir: str = "runs", *, run_dir: Optional[str] = None,
-          desc: Optional[str] = None, device: str | torch.device = "auto", gpus: int = 1,
-          resume: Optional[str] = None, workers: int = 2, max_bad_ticks: int = 3,
-          grid: Optional[tuple[int, int]] = None, quiet: bool = False, write_files: bool = True,
-          threads: Optional[int] = None, max_minutes: Optional[float] = None, retain_malloc: bool = True,
-          compile: bool = False, callback: Optional[Callable[[Trainer], None]] = None) -> TrainResult:
+def train(cfg: TrainingConfig, data: str, outdir: str = "runs", *,
+          callback: Optional[Callable[[Trainer], None]] = None, **options) -> TrainResult:
     """Train `cfg` on `data` (folder, zip or 'builtin:NAME'); returns the run directory and final state.
 
-    gpus > 1 spawns that many processes (CUDA: one GPU each, nccl; CPU: gloo) unless already
-    running under torchrun, which sets the process count itself. `resume`: a training snapshot
-    (or a run directory: its newest) continues exactly (optimizers, counters, pl_mean, ADA, RNG,
-    data position); a checkpoint without training state only provides weights.
+    `options`: any field of `RunOptions` (the same names as `stylegan train`'s options, e.g.
+    device="cpu", gpus=2, resume=..., nan_ticks=3, max_minutes=5, quiet=True). gpus > 1 spawns that
+    many processes (CUDA: one GPU each, nccl; CPU: gloo) unless already running under torchrun,
+    which sets the process count itself. `resume`: a training snapshot (or a run directory: its
+    newest) continues exactly (optimizers, counters, pl_mean, ADA, RNG, data position); a
+    checkpoint without training state only provides weights. `callback(trainer)` runs after every
+    minibatch in every process.
     """
-    opts = RunOptions(data=str(data), outdir=str(outdir), run_dir=run_dir, desc=desc, device=str(device),
-                      gpus=int(gpus), resume=resume, workers=workers, max_bad_ticks=max_bad_ticks,
-                      grid=grid, quiet=quiet, write_files=write_files, threads=threads,
-                      max_minutes=max_minutes, retain_malloc=retain_malloc, compile=compile)
+    known = {f.name for f in dataclasses.fields(RunOptions)} - {"data", "outdir"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"train() got unknown option(s) {unknown}; the options are {sorted(known)}")
+    if "device" in options:
+        options["device"] = str(options["device"])
+    opts = RunOptions(data=str(data), outdir=str(outdir), **options)
     return launch(prepare(opts, cfg=cfg), callback)
 
 

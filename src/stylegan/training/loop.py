@@ -30,7 +30,7 @@ from ..io.serialize import to_dict
 from ..nn.precision import precision_scope
 from .errors import TrainingDiverged, TrainingSetupError
 from .monitor import DivergenceMonitor, TickTiming, all_finite, cpu_memory_gb, tick_line, tick_record
-from .plan import RunPlan
+from .plan import RunPlan, run_record
 from .snapshot import (Resume, TrainingState, fakes_name, read_resume, seed_host_rngs, snapshot_name,
                        write_snapshot)
 from .stepper import OPTIMIZER_KEYS, Stepper
@@ -84,7 +84,7 @@ class Trainer:
             if progress is not None:
                 self.ticks = TickCounters(progress.cur_tick, progress.tick_start_nimg, progress.last_snapshot)
                 bad_ticks = progress.bad_ticks
-        self.monitor = DivergenceMonitor(self.opts.max_bad_ticks, bad_ticks=bad_ticks)
+        self.monitor = DivergenceMonitor(self.opts.nan_ticks, bad_ticks=bad_ticks)
         self._metrics_disabled = False
 
     @property
@@ -159,11 +159,11 @@ class Trainer:
                 self.log(f"metric {name}: {vals} ({result.get('total_time_str', '')})")
 
     def _write_config(self) -> None:
-        run = dict(to_dict(self.opts), world_size=self.world, device_resolved=str(self.device),
-                   dataset_name=self.dataset.name, dataset_size=len(self.dataset),
-                   resumed_from=None if self.resume is None else self.resume.path)
+        record = run_record(self.plan, device_resolved=str(self.device), dataset_name=self.dataset.name,
+                            dataset_size=len(self.dataset),
+                            resumed_from=None if self.resume is None else self.resume.path)
         with open(self.run_dir / "config.json", "w", encoding="utf-8") as f:
-            json.dump({"training": to_dict(self.cfg), "run": run}, f, indent=2)
+            json.dump(record, f, indent=2)
 
     # --------------------------------------------------------------------------- the loop
 

@@ -70,12 +70,12 @@ class DivergenceMonitor:
     At every tick:
       * any non-finite weight or buffer in G, D or G_ema -> stop now (it cannot recover);
       * a non-finite loss value (G / D main or regularization term) makes the tick *bad*: no
-        snapshot is written for it (the last good one is kept), and after `max_bad_ticks`
+        snapshot is written for it (the last good one is kept), and after `nan_ticks`
         consecutive bad ticks the run stops.
     """
 
-    def __init__(self, max_bad_ticks: int = 3, bad_ticks: int = 0):
-        self.max_bad_ticks = max(int(max_bad_ticks), 1)
+    def __init__(self, nan_ticks: int = 3, bad_ticks: int = 0):
+        self.nan_ticks = max(int(nan_ticks), 1)
         self.bad_ticks = bad_ticks
 
     def update(self, nonfinite_losses: int, weights_finite: bool) -> tuple[bool, Optional[str]]:
@@ -85,7 +85,7 @@ class DivergenceMonitor:
             return False, "network weights became NaN/Inf"
         if nonfinite_losses > 0:
             self.bad_ticks += 1
-            if self.bad_ticks >= self.max_bad_ticks:
+            if self.bad_ticks >= self.nan_ticks:
                 return False, (f"losses were NaN/Inf in {self.bad_ticks} consecutive ticks "
                                f"({nonfinite_losses} non-finite values in the last one)")
             return False, None

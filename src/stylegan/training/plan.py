@@ -21,62 +21,93 @@ from .. import distributed as ddp
 from ..data.dataset import DatasetError, open_dataset
 from ..device import DeviceUnavailable, resolve_device as _resolve_device
 from ..io.checkpoint import CheckpointError, read_checkpoint
-from ..io.serialize import ConfigError, from_dict
-from ..nn.precision import Precision, precision_problem
+from ..io.serialize import ConfigError, from_dict, to_dict
+from ..nn.precision import PRECISIONS, Precision, precision_problem
 from .ada import AdaConfig
 from .config import TrainingConfig
 from .errors import TrainingSetupError
+from .options import declared, option, replace_path
 from .presets import DataShape, resolve_preset
 from .schedule import largest_divisor_at_most, make_schedule, micro_batch
 from .snapshot import latest_snapshot
 
 
+def parse_metrics(spec: str) -> tuple[str, ...]:
+    """'fid50k_full,kid50k' -> names; 'none' or '' -> ()."""
+    if spec.strip().lower() in ("", "none"):
+        return ()
+    return tuple(s.strip() for s in spec.split(",") if s.strip())
+
+
+_ARCHS = ("orig", "skip", "resnet")
+_AUG = "apply_overrides: the augmentation group (mode, p, target, pipe) makes one AdaConfig"
+_ARCH = "paper_presets.with_architectures (the paper's per-architecture settings)"
+
+
 @dataclass(frozen=True)
 class RunOptions:
-    """Where and how to run (everything that is not the math of TrainingConfig)."""
+    """Where and how to run (everything that is not the math of TrainingConfig). Each field is an
+    option of `stylegan train` and of `train(...)` (training.options)."""
 
-    data: Optional[str] = None  # folder, zip or builtin:NAME (None: the resumed snapshot's)
-    outdir: str = "runs"
-    run_dir: Optional[str] = None  # explicit run directory (default: next numbered one in outdir)
-    desc: Optional[str] = None  # run name suffix (default: dataset name + preset + overrides)
-    device: str = "auto"
-    gpus: int = 1  # processes (GPUs, or CPU processes with --device cpu)
-    resume: Optional[str] = None  # snapshot file or run directory (its newest snapshot)
-    workers: int = 2  # data loader processes for datasets streamed from disk
-    max_bad_ticks: int = 3  # stop after this many consecutive ticks with non-finite losses
-    grid: Optional[tuple[int, int]] = None  # (cols, rows) of reals.png / fakes*.png
-    quiet: bool = False  # no tick lines on stdout (still in log.txt)
-    write_files: bool = True  # False: no run directory (benchmarks, some tests)
-    threads: Optional[int] = None  # CPU threads per process (default: torch's, or cores / processes)
-    max_minutes: Optional[float] = None  # also stop at the first tick after this much training time
-    retain_malloc: bool = True  # CPU: glibc keeps freed blocks for reuse (`perf.retain_malloc`; +2-30%)
-    compile: bool = False  # torch.compile G and D for the main phases (regularization stays eager)
+    data: Optional[str] = option(None, "Training data: folder, zip, or builtin:mnist / builtin:emoji64 ... "
+                                       "(default: the resumed snapshot's).")
+    outdir: str = option("runs", "Where run directories are made.")
+    run_dir: Optional[str] = option(None, "Explicit run directory (default: the next numbered one in outdir).",
+                                    cli="")
+    desc: Optional[str] = option(None, "Run directory name after the number (default: from the options).")
+    device: str = option("auto", "cpu, cuda, cuda:N, mps, or auto.")
+    gpus: int = option(1, "Processes: GPUs (CUDA) or CPU processes.", low=1)
+    resume: Optional[str] = option(None, "Training snapshot (or run directory: its newest) to continue exactly.")
+    workers: int = option(2, "Data loader processes (large datasets).", low=0)
+    nan_ticks: int = option(3, "Stop after this many consecutive ticks with NaN/Inf losses.", low=1)
+    grid: Optional[tuple[int, int]] = option(None, "(cols, rows) of reals.png / fakes*.png.", cli="")
+    quiet: bool = option(False, "No tick lines on stdout (still in log.txt).", cli="")
+    write_files: bool = option(True, "False: no run directory (benchmarks, some tests).", cli="")
+    threads: Optional[int] = option(None, "CPU threads per process (default: torch's, or cores / processes).",
+                                    low=1)
+    max_minutes: Optional[float] = option(None, "Also stop (with a final snapshot) at the first tick after this "
+                                                "many minutes.", low=0, low_open=True)
+    retain_malloc: bool = option(True, "CPU: keep freed memory for reuse instead of unmapping it (faster; "
+                                       "process-wide, see docs/performance.md).", negatable=True)
+    compile: bool = option(False, "torch.compile G and D for the main phases (R1 / path length stay eager; falls "
+                                  "back to eager with a warning). Pays off on GPUs; on CPU +6% after minutes of "
+                                  "compiling.")
 
 
 @dataclass(frozen=True)
 class Overrides:
-    """Command-line changes to a preset (None: keep the preset's value). Names as `stylegan train`."""
+    """Changes to a preset's TrainingConfig (None: keep the preset's value); each field is an option of
+    `stylegan train`, and `to` names the config field it sets."""
 
-    batch: Optional[int] = None
-    batch_gpu: Optional[int] = None
-    gamma: Optional[float] = None
-    kimg: Optional[float] = None
-    snap: Optional[int] = None
-    mirror: Optional[bool] = None
-    cond: Optional[bool] = None
-    seed: Optional[int] = None
-    metrics: Optional[tuple[str, ...]] = None
-    aug: Optional[str] = None
-    p: Optional[float] = None
-    target: Optional[float] = None
-    augpipe: Optional[str] = None
-    g_arch: Optional[str] = None
-    d_arch: Optional[str] = None
-    map_layers: Optional[int] = None
-    lr: Optional[float] = None
-    ema: Optional[float] = None
-    kimg_per_tick: Optional[float] = None
-    precision: Optional[str] = None  # fp32 | bf16 | fp16
+    batch: Optional[int] = option(None, "Total batch size (preset's if omitted).", to="batch", low=1)
+    batch_gpu: Optional[int] = option(None, "Micro-batch per process (gradient accumulation).", to="batch_gpu",
+                                      low=1)
+    gamma: Optional[float] = option(None, "R1 weight (preset's if omitted).", to="loss.r1_gamma", low=0)
+    kimg: Optional[float] = option(None, "Training length in thousands of images.", to="total_kimg", low=0)
+    snap: Optional[int] = option(None, "Snapshot interval in ticks (0: never).", to="snap", low=0)
+    mirror: Optional[bool] = option(None, "Add x-flipped copies of the data.", to="mirror", negatable=True)
+    cond: Optional[bool] = option(None, "Conditional training on the dataset's labels.", negatable=True,
+                                  rule="plan_run: it picks the preset's label dimensions; fixed on resume")
+    seed: Optional[int] = option(None, "Random seed (default 0).", to="seed")
+    metrics: Optional[tuple[str, ...]] = option(None, "Comma-separated metric ids at every snapshot, or none.",
+                                                to="metrics", parse=parse_metrics)
+    aug: Optional[str] = option(None, "Augmentation mode (default ada, as officially).",
+                                choices=("noaug", "ada", "fixed"), rule=_AUG)
+    p: Optional[float] = option(None, "Augment probability for --aug fixed (start value for ada).", rule=_AUG)
+    target: Optional[float] = option(None, "ADA target E[sign(D(real))] (0.6).", low=0, high=1, rule=_AUG)
+    augpipe: Optional[str] = option(None, "Augment pipeline: blit, geom, color, filter, noise, cutout, bg, bgc, "
+                                          "bgcf, bgcfn, bgcfnc (default bgc).", rule=_AUG)
+    g_arch: Optional[str] = option(None, "Generator architecture.", choices=_ARCHS, rule=_ARCH)
+    d_arch: Optional[str] = option(None, "Discriminator architecture.", choices=_ARCHS, rule=_ARCH)
+    map_layers: Optional[int] = option(None, "Mapping network depth.", cli="map", to="G.mapping.num_layers", low=0)
+    lr: Optional[float] = option(None, "Learning rate of G and D.", to=("G_opt.lr", "D_opt.lr"), low=0,
+                                 low_open=True)
+    ema: Optional[float] = option(None, "G_ema half-life in kimg.", to="ema_kimg", low=0)
+    kimg_per_tick: Optional[float] = option(None, "Tick length in kimg.", to="kimg_per_tick", low=0, low_open=True)
+    precision: Optional[str] = option(None, "16-bit (bf16 / fp16) in the 4 highest resolutions of G and D, clamp "
+                                            "256, the rest fp32 (docs/performance.md); default: the preset's "
+                                            "networks as constructed.", choices=PRECISIONS,
+                                      rule="apply_overrides: Precision(name)")
 
 
 @dataclass(frozen=True)
@@ -162,14 +193,13 @@ def fit_mbstd(cfg: TrainingConfig, world: int) -> TrainingConfig:
 def apply_overrides(cfg: TrainingConfig, o: Overrides) -> TrainingConfig:
     """A TrainingConfig with the command-line overrides applied (ValueError names a bad value).
 
-    `cond` is not applied here: it decides which preset is resolved, and cannot change on resume."""
-    rep = dataclasses.replace
-    top = {k: v for k, v in (("batch", o.batch), ("batch_gpu", o.batch_gpu), ("total_kimg", o.kimg),
-                              ("snap", o.snap), ("mirror", o.mirror), ("seed", o.seed), ("metrics", o.metrics),
-                              ("ema_kimg", o.ema), ("kimg_per_tick", o.kimg_per_tick)) if v is not None}
-    cfg = cfg.replace(**top)
-    if o.gamma is not None:
-        cfg = cfg.replace(loss=rep(cfg.loss, r1_gamma=o.gamma))
+    Every override with a `to` path sets those config fields; the rest have a rule of their own,
+    here (augmentation, precision), in `paper_presets` (architectures) or in `plan_run` (cond)."""
+    for d in declared(Overrides):
+        value = getattr(o, d.name)
+        if value is not None:
+            for path in d.option.to:
+                cfg = replace_path(cfg, path, value)
     if any(v is not None for v in (o.aug, o.p, o.target, o.augpipe)):
         a = cfg.augment
         mode = o.aug or a.mode
@@ -181,13 +211,15 @@ def apply_overrides(cfg: TrainingConfig, o: Overrides) -> TrainingConfig:
         from .paper_presets import with_architectures
 
         cfg = with_architectures(cfg, o.g_arch, o.d_arch)
-    if o.map_layers is not None:
-        cfg = cfg.replace(G=cfg.G.replace(mapping=rep(cfg.G.mapping, num_layers=o.map_layers)))
-    if o.lr is not None:
-        cfg = cfg.replace(G_opt=rep(cfg.G_opt, lr=o.lr), D_opt=rep(cfg.D_opt, lr=o.lr))
     if o.precision is not None:
         cfg = cfg.replace(precision=Precision(o.precision))
     return cfg
+
+
+def run_record(plan: "RunPlan", **facts) -> dict:
+    """What a run records in config.json and `--dry-run` prints: the config, and the options with
+    `facts` found on the way (device, dataset size, ...)."""
+    return {"training": to_dict(plan.cfg), "run": dict(to_dict(plan.opts), world_size=plan.world, **facts)}
 
 
 def run_name(data_name: str, cfg: TrainingConfig, o: Overrides, world: int, resumed: bool) -> str:
@@ -328,5 +360,6 @@ def plan_run(opts: RunOptions, *, cfg: Optional[TrainingConfig] = None, preset: 
     return RunPlan(cfg=cfg, opts=opts, data=info, world=world, device_type=device.type, notes=notes)
 
 
-__all__ = ["RunOptions", "Overrides", "DataInfo", "RunPlan", "plan_run", "apply_overrides", "run_name",
+__all__ = ["RunOptions", "Overrides", "DataInfo", "RunPlan", "plan_run", "apply_overrides", "run_record",
+           "parse_metrics", "run_name",
            "check_config", "fit_mbstd", "find_snapshot", "resolve_device"]

@@ -284,12 +284,10 @@ class Stepper:
             if float(s[1]) > 0:
                 self.pl_mean.copy_(self.pl_mean.lerp(s[0] / s[1], self.cfg.loss.pl_decay))
         ws = [r.w_sum for r in results if r.w_sum is not None]
-        mapping = self.G.mapping
-        if ws and hasattr(mapping, "w_avg") and mapping.w_avg_beta is not None:
+        if ws and self.G.mapping.tracks_w_avg:
             s = ddp.all_reduce_(sum(ws[1:], ws[0]))
             if float(s[-1]) > 0:
-                mean = (s[:-1] / s[-1]).to(mapping.w_avg.dtype)
-                mapping.w_avg.copy_(mean.lerp(mapping.w_avg, mapping.w_avg_beta))
+                self.G.mapping.track_w_avg(s[:-1] / s[-1])
 
 
 __all__ = ["Stepper", "TrainingPhase", "build_phases", "round_seed", "OPTIMIZER_KEYS", "PATH_LENGTH_SALT"]
