@@ -86,6 +86,7 @@ def test_cli_trains_and_resumes(tmp_path, data, one_thread):
     run = next(out.iterdir())
     assert run.name == "00000-discs-tiny-kimg0.016"
     assert "tick 0" in r.output and "run directory" in r.output
+    assert "runtime: fast paths upfirdn2d,demod,bias_act" in r.output  # the switches, in the run log
     # --resume with a run directory: newest snapshot, config and data from the snapshot.
     r = _run("--resume", str(run), "--dry-run", "--kimg", "0.032")
     assert r.exit_code == 0, r.output

@@ -51,7 +51,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stylegan.nn.runtime import Runtime
 from stylegan.ops import setup_filter, upsample2d, downsample2d
+from stylegan.ops.settings import OpSettings
 from stylegan.ops.grid_sample import grid_sample_gradfix, grid_sample_native, native_grid_sample_has_double_backward
 
 Tensor = torch.Tensor
@@ -485,7 +487,7 @@ def apply_blit(images: Tensor, b_inv: Tensor) -> Tensor:
 
 
 def apply_geometric(images: Tensor, g_inv: Tensor, geom_filter: Tensor,
-                    grid_sample: GridSample = grid_sample_gradfix) -> Tensor:
+                    grid_sample: GridSample = grid_sample_gradfix, settings: Optional[OpSettings] = None) -> Tensor:
     """Resample images [N, C, H, W] so that output pixel q shows input pixel g_inv @ q.
 
     Coordinates are in pixels with the origin at the image centre. Steps (ADA App. B.1): reflect
@@ -512,7 +514,7 @@ def apply_geometric(images: Tensor, g_inv: Tensor, geom_filter: Tensor,
     g_inv = translate2d(one * (mx0 - mx1) / 2, one * (my0 - my1) / 2) @ g_inv
 
     # 2x upsampling. The sym6 filter delays by about half an upsampled pixel: conjugate by it.
-    images = upsample2d(images, geom_filter.to(images.dtype), up=2)
+    images = upsample2d(images, geom_filter.to(images.dtype), up=2, settings=settings)
     g_inv = scale2d(one * 2, one * 2) @ g_inv @ scale2d(one / 2, one / 2)
     g_inv = translate2d(-one / 2, -one / 2) @ g_inv @ translate2d(one / 2, one / 2)
 
@@ -524,7 +526,8 @@ def apply_geometric(images: Tensor, g_inv: Tensor, geom_filter: Tensor,
     images = grid_sample(images, grid)
 
     # 2x downsampling with the time-reversed filter, cropping the margin.
-    return downsample2d(images, geom_filter.to(images.dtype), down=2, padding=-2 * pad, flip_filter=True)
+    return downsample2d(images, geom_filter.to(images.dtype), down=2, padding=-2 * pad, flip_filter=True,
+                        settings=settings)
 
 
 def apply_color(images: Tensor, c_mat: Tensor) -> Tensor:
@@ -577,10 +580,11 @@ def cutout_mask(center: Tensor, size: Tensor, height: int, width: int) -> Tensor
 
 def augment(images: Tensor, cfg: AugmentConfig, p: float, *, geom_filter: Tensor, bank: Tensor,
             generator: Optional[torch.Generator] = None,
-            grid_sample: GridSample = grid_sample_gradfix) -> Tensor:
+            grid_sample: GridSample = grid_sample_gradfix, settings: Optional[OpSettings] = None) -> Tensor:
     """Apply the ADA pipeline with strength p to images [N, C, H, W]; returns the same shape.
 
-    p = 0 returns `images` itself. Geometric -> color -> imgfilter -> noise -> cutout.
+    p = 0 returns `images` itself. Geometric -> color -> imgfilter -> noise -> cutout. `settings`:
+    the op forms of the geometric resampling (None: those in force, `stylegan.ops.op_settings`).
     """
     if images.ndim != 4:
         raise ValueError(f"augment expects [N, C, H, W], got {tuple(images.shape)}")
@@ -593,7 +597,7 @@ def augment(images: Tensor, cfg: AugmentConfig, p: float, *, geom_filter: Tensor
     if blit_inv is not None:
         images = apply_blit(images, blit_inv)
     if general_inv is not None:
-        images = apply_geometric(images, general_inv, geom_filter, grid_sample)
+        images = apply_geometric(images, general_inv, geom_filter, grid_sample, settings)
     c_mat = color_matrix(cfg, p, n, c, dev, generator)
     if c_mat is not None:
         images = apply_color(images, c_mat)
@@ -638,8 +642,9 @@ class AugmentPipe(torch.nn.Module):
 
     def forward(self, images: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
         fn = grid_sample_native if self.grid_sample_impl == "native" else grid_sample_gradfix
+        settings = Runtime.current().ops  # resolved once here, like the networks' forward
         return augment(images, self.config, float(self.p), geom_filter=self.geom_filter,
-                       bank=self.imgfilter_bank, generator=generator, grid_sample=fn)
+                       bank=self.imgfilter_bank, generator=generator, grid_sample=fn, settings=settings)
 
     def extra_repr(self) -> str:
         return f"p={float(self.p):.4f}, enabled={list(self.config.enabled)}, grid_sample={self.grid_sample_impl}"

@@ -30,7 +30,7 @@ class OptimizerConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """GAN loss and regularizers (SPEC 'Losses'; StyleGAN2 Sec. 3.1-3.2)."""
+    """GAN loss and regularizers (StyleGAN2 Sec. 3.1-3.2 and App. B)."""
 
     kind: Literal["logistic", "wgan-gp"] = "logistic"  # non-saturating logistic, or WGAN-GP (PGGAN / v1 CelebA-HQ)
     r1_gamma: float = 10.0  # R1 = gamma/2 E||grad D(x)||^2 on reals (logistic loss only)
@@ -52,7 +52,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class ProgressiveConfig:
-    """StyleGAN v1 / PGGAN progressive growing (SPEC 'Progressive growing')."""
+    """StyleGAN v1 / PGGAN progressive growing (PGGAN Sec. 3; StyleGAN v1 App. C)."""
 
     start_resolution: int = 8
     lod_training_kimg: float = 600.0

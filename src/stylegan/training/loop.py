@@ -28,6 +28,7 @@ from ..data.stream import DataStream, grid_indices
 from ..io.images import make_grid, save_grid, save_image
 from ..io.serialize import to_dict
 from ..nn.precision import precision_scope
+from ..nn.runtime import Runtime
 from .errors import TrainingDiverged, TrainingSetupError
 from .monitor import DivergenceMonitor, TickTiming, all_finite, cpu_memory_gb, tick_line, tick_record
 from .plan import RunPlan, run_record
@@ -185,6 +186,8 @@ class Trainer:
             self.save_fakes(self.run_dir / "fakes_init.png")
         self.log(f"training for {cfg.total_kimg:g} kimg on {self.world} process(es), device {self.device}, "
                  f"batch {cfg.batch} (per process {cfg.batch // self.world}), dataset {len(self.dataset)} images")
+        with precision_scope(cfg.precision):  # the switches every training forward resolves to
+            self.log(Runtime.current().describe())
         if (growth := self.stepper.schedule.describe()) is not None:
             self.log(growth)
         if cfg.precision is not None:

@@ -1,4 +1,4 @@
-"""GAN losses and regularizers (SPEC 'Losses'; StyleGAN2 Sec. 3.1-3.2; PGGAN for WGAN-GP).
+"""GAN losses and regularizers (StyleGAN2 Sec. 3.1-3.2 and App. B; PGGAN Sec. 4 and App. A.1 for WGAN-GP).
 
 Pure functions first (each takes logits / images / ws and returns per-sample terms, so they can be
 checked against closed forms), then `StyleGANLoss`, whose one entry `accumulate_gradients(phase,

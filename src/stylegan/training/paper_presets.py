@@ -17,7 +17,8 @@ Values come from the official code (StyleGAN v1 `train.py` and `training_loop.py
   sg2-C: lazy R1 (every 16 minibatches). sg2-D: path length regularization. sg2-E: no growing,
   G skip / D resnet, batch 32, lr 0.002, gamma 100. sg2-F: channel_base 32768, gamma 10.
 
-Channels: TF's fmap_base 8192 is channel_base 16384 here (TF counts per stage; see SPEC).
+Channels: TF's fmap_base 8192 is channel_base 16384 here: the TF code gives a resolution-r block
+nf(log2(r) - 1) = fmap_base / 2^(log2(r) - 1) = 2 fmap_base / r channels, ours channel_base / r.
 """
 from __future__ import annotations
 
