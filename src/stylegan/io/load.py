@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, is_safetensors, read_checkpoint
-from .official import OfficialPickle, read_official
+from .official import ForeignFile, read_official
 from .official.common import write_converted
 from .rosinality import read_rosinality, save_rosinality
 
@@ -43,7 +43,7 @@ def sniff(path: str | os.PathLike) -> str:
     return "unknown"
 
 
-def read_foreign(path: str | os.PathLike) -> OfficialPickle:
+def read_foreign(path: str | os.PathLike) -> ForeignFile:
     """Describe the networks of a file that is not ours (nothing is built or executed yet)."""
     return read_rosinality(path) if sniff(path) == "torch" else read_official(path)
 

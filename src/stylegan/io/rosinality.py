@@ -56,7 +56,7 @@ from torch import nn
 from ..models import DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig
 from ..models.lod import log2_resolution
 from .checkpoint import CheckpointError, write_atomic
-from .official.common import OfficialNetwork, OfficialPickle, fit_state, jsonable
+from .official.common import ForeignNetwork, ForeignFile, fit_state, jsonable
 
 __all__ = ["RosinalityFormatError", "is_rosinality_state", "read_rosinality", "save_rosinality", "rosinality_state",
            "channel_table", "stock_channel_multiplier", "W_AVG_SAMPLES", "W_AVG_SEED"]
@@ -254,9 +254,9 @@ def _mean_w(module: Generator, samples: int = W_AVG_SAMPLES, seed: int = W_AVG_S
         return module.mapping(z)[:, 0].mean(0)  # [w_dim]
 
 
-def _network(path: Path, name: str, sd: dict, kind: str, latent_avg: Any) -> OfficialNetwork:
+def _network(path: Path, name: str, sd: dict, kind: str, latent_avg: Any) -> ForeignNetwork:
     what = f"{path.name} [{name}]"
-    net = OfficialNetwork(name, kind, "rosinality " + ("Generator" if kind == "generator" else "Discriminator"))
+    net = ForeignNetwork(name, kind, "rosinality " + ("Generator" if kind == "generator" else "Discriminator"))
     try:
         bad = [k for k, v in sd.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
         if bad:
@@ -294,7 +294,7 @@ def _network(path: Path, name: str, sd: dict, kind: str, latent_avg: Any) -> Off
     return net
 
 
-def read_rosinality(path: str | Path) -> OfficialPickle:
+def read_rosinality(path: str | Path) -> ForeignFile:
     """Describe the networks of a rosinality checkpoint (nothing from it is executed)."""
     path = Path(path)
     data = _torch_load_safely(path)
@@ -304,7 +304,7 @@ def read_rosinality(path: str | Path) -> OfficialPickle:
         keys = sorted(map(str, data))[:8] if isinstance(data, dict) else type(data).__name__
         raise RosinalityFormatError(f"{path} is a torch.save file but not a rosinality/stylegan2-pytorch "
                                     f"checkpoint (expected 'g_ema', 'g' or 'd' state dicts; found {keys})")
-    result = OfficialPickle(path, "rosinality", {})
+    result = ForeignFile(path, "rosinality", {})
     latent_avg = data.get("latent_avg")
     for theirs, ours, kind in (("g", "G", "generator"), ("d", "D", "discriminator"), ("g_ema", "G_ema", "generator")):
         if isinstance(data.get(theirs), dict):
@@ -326,7 +326,7 @@ def read_rosinality(path: str | Path) -> OfficialPickle:
     return result
 
 
-def _check_args(args: dict, result: OfficialPickle, path: Path) -> None:
+def _check_args(args: dict, result: ForeignFile, path: Path) -> None:
     """Their training options must agree with what the tensors say (a mismatch means a modified model)."""
     for name, net in result.networks.items():
         if net.kind != "generator" or net.cfg is None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .common import OfficialFormatError, OfficialNetwork, OfficialPickle, write_converted
+from .common import OfficialFormatError, ForeignNetwork, ForeignFile, write_converted
 from .pytorch import (discriminator_config_from_kwargs, generator_config_from_kwargs, official_to_ours_state,
                       read_pytorch_pickle)
 from .records import PersistentObject, TFNetwork
@@ -27,13 +27,13 @@ from .tf import tf_network
 from .tf1 import V1_BUILD_FUNCS, tf1_network
 from .unpickler import LEGACY_MAGIC, RestrictedUnpickler
 
-__all__ = ["OfficialFormatError", "OfficialNetwork", "OfficialPickle", "read_official", "load_official",
+__all__ = ["OfficialFormatError", "ForeignNetwork", "ForeignFile", "read_official", "load_official",
            "convert_official", "generator_config_from_kwargs", "discriminator_config_from_kwargs",
            "official_to_ours_state"]
 
 
-def _read_tensorflow(path: Path, nets: dict[str, TFNetwork]) -> OfficialPickle:
-    result = OfficialPickle(path, "tensorflow", {})
+def _read_tensorflow(path: Path, nets: dict[str, TFNetwork]) -> ForeignFile:
+    result = ForeignFile(path, "tensorflow", {})
     for name, net in nets.items():
         reader = tf1_network if net.build_func_name in V1_BUILD_FUNCS else tf_network
         result.networks[name] = reader(path, name, net)
@@ -41,7 +41,7 @@ def _read_tensorflow(path: Path, nets: dict[str, TFNetwork]) -> OfficialPickle:
     return result
 
 
-def read_official(path: str | Path) -> OfficialPickle:
+def read_official(path: str | Path) -> ForeignFile:
     """Parse an official pickle with the restricted unpickler and describe what it holds."""
     path = Path(path)
     if not path.is_file():

@@ -1,6 +1,6 @@
 """Shared by every official reader: the error type, result records, kwargs and weight checks.
 
-`OfficialNetwork` / `OfficialPickle` describe what a file holds before anything is built;
+`ForeignNetwork` / `ForeignFile` describe what a file holds before anything is built;
 `Kwargs` and the `as_*` checkers turn constructor kwargs into config fields with errors that name
 the offending key; `fit_state` checks a translated state dict against the module it must fill.
 """
@@ -17,7 +17,7 @@ from torch import nn
 
 from ..checkpoint import CheckpointError, save_checkpoint, source_info, state_mismatch
 
-__all__ = ["OfficialFormatError", "OfficialNetwork", "OfficialPickle", "Kwargs", "MALFORMED", "fit_state",
+__all__ = ["OfficialFormatError", "ForeignNetwork", "ForeignFile", "Kwargs", "MALFORMED", "fit_state",
            "as_int", "opt_int", "as_float", "opt_float", "as_filter", "as_arch", "merge_args", "jsonable",
            "write_converted"]
 
@@ -146,8 +146,8 @@ MALFORMED = (TypeError, ValueError, AttributeError, KeyError, IndexError, Recurs
 
 
 @dataclass
-class OfficialNetwork:
-    """One network found in an official pickle, ready to build as our module."""
+class ForeignNetwork:
+    """One network found in a foreign file (official pickle or rosinality checkpoint), ready to build as our module."""
 
     name: str  # 'G', 'D', 'G_ema'
     kind: str  # 'generator' | 'discriminator'
@@ -172,14 +172,18 @@ class OfficialNetwork:
 
 
 @dataclass
-class OfficialPickle:
+class ForeignFile:
+    """The networks of a file written by other code, read without running any of it: NVIDIA's
+    pickles (stylegan2-ada-pytorch / stylegan3 code, TF StyleGAN and StyleGAN2) and rosinality's
+    checkpoints. Each network can be built as ours (`ForeignNetwork.build`) or converted."""
+
     path: Path
-    source_format: str  # 'pytorch' | 'tensorflow'
-    networks: dict[str, OfficialNetwork]
+    source_format: str  # 'pytorch' | 'tensorflow' | 'rosinality'
+    networks: dict[str, ForeignNetwork]
     info: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def network(self, which: str | None) -> OfficialNetwork:
+    def network(self, which: str | None) -> ForeignNetwork:
         if which is None:
             which = next((n for n in ("G_ema", "G") if n in self.networks), None)
             if which is None:
@@ -206,7 +210,7 @@ def jsonable(v: Any, depth: int = 0) -> Any:
     return repr(v)[:200]
 
 
-def write_converted(file: OfficialPickle, dest: str | Path) -> dict:
+def write_converted(file: ForeignFile, dest: str | Path) -> dict:
     """Build every network `file` describes and write them, with provenance, as our checkpoint.
 
     Shared by every foreign reader (official pickles, rosinality checkpoints): `file` says what it

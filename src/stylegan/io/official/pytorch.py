@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ...models import DiscriminatorConfig, GeneratorConfig, MappingConfig
-from .common import (MALFORMED, Kwargs, OfficialFormatError, OfficialNetwork, OfficialPickle, as_arch, as_filter,
+from .common import (MALFORMED, Kwargs, OfficialFormatError, ForeignNetwork, ForeignFile, as_arch, as_filter,
                      as_float, as_int, fit_state, jsonable, merge_args, opt_float, opt_int)
 from .records import PersistentObject, TorchModuleObject
 
@@ -238,9 +238,9 @@ def _cross_check(obj: PersistentObject, cfg: Any, names: tuple[str, ...]) -> Non
                                           f"({getattr(cfg, name)})")
 
 
-def _pytorch_network(path: Path, name: str, obj: PersistentObject) -> OfficialNetwork:
+def _pytorch_network(path: Path, name: str, obj: PersistentObject) -> ForeignNetwork:
     kind = {"Generator": "generator", "Discriminator": "discriminator"}[obj.short_class]
-    net = OfficialNetwork(name, kind, obj.class_name)
+    net = ForeignNetwork(name, kind, obj.class_name)
     what = f"{path.name} [{name}]"
     try:
         if _is_stylegan3(obj):
@@ -272,9 +272,9 @@ def _pytorch_network(path: Path, name: str, obj: PersistentObject) -> OfficialNe
     return net
 
 
-def read_pytorch_pickle(path: Path, data: dict) -> OfficialPickle:
+def read_pytorch_pickle(path: Path, data: dict) -> ForeignFile:
     """Describe the networks of an unpickled official PyTorch snapshot dict (nothing built yet)."""
-    result = OfficialPickle(path, "pytorch", {})
+    result = ForeignFile(path, "pytorch", {})
     for key, value in data.items():
         if not isinstance(key, str):
             continue

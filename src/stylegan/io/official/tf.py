@@ -29,7 +29,7 @@ import numpy as np
 
 from ...models import DiscriminatorConfig, GeneratorConfig, MappingConfig
 from ...models.lod import log2_resolution
-from .common import (MALFORMED, Kwargs, OfficialFormatError, OfficialNetwork, as_arch, as_filter, as_float, as_int,
+from .common import (MALFORMED, Kwargs, OfficialFormatError, ForeignNetwork, as_arch, as_filter, as_float, as_int,
                      opt_float)
 from .records import TFNetwork
 from .tf_common import (DERIVED, Source, merged_kwargs, tf_conv, tf_conv_flip, tf_dense, tf_first, tf_noise,
@@ -267,12 +267,12 @@ def tf_discriminator_sources(key: str) -> Source | str:
 
 
 
-def tf_network(path: Path, name: str, net: TFNetwork) -> OfficialNetwork:
-    """Describe one TF network of a pickle as an importable OfficialNetwork."""
+def tf_network(path: Path, name: str, net: TFNetwork) -> ForeignNetwork:
+    """Describe one TF network of a pickle as an importable ForeignNetwork."""
     what = f"{path.name} [{name}]"
     func = net.build_func_name
     kind = "discriminator" if func.startswith("D_") else "generator"
-    result = OfficialNetwork(name, kind, f"tensorflow {func}")
+    result = ForeignNetwork(name, kind, f"tensorflow {func}")
     try:
         version = net.state.get("version")
         if version not in (3, 4):

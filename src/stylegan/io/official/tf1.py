@@ -49,7 +49,7 @@ import numpy as np
 from ...models import DiscriminatorConfig, GeneratorConfig, MappingConfig
 from ...models.config import StyleGAN1Options
 from ...models.lod import log2_resolution
-from .common import MALFORMED, Kwargs, OfficialFormatError, OfficialNetwork, as_float, as_int
+from .common import MALFORMED, Kwargs, OfficialFormatError, ForeignNetwork, as_float, as_int
 from .records import TFNetwork
 from .tf_common import (DERIVED, Source, check_ndim, merged_kwargs, tf_conv, tf_conv_flip, tf_dense, tf_first,
                         tf_noise, tf_params, tf_same, tf_to_ours_state)
@@ -364,12 +364,12 @@ def tf1_discriminator_sources(cfg: Any) -> Callable[[str], Source | str]:
     return sources
 
 
-def tf1_network(path: Path, name: str, net: TFNetwork) -> OfficialNetwork:
-    """Describe one TF StyleGAN (v1) network of a pickle as an importable OfficialNetwork."""
+def tf1_network(path: Path, name: str, net: TFNetwork) -> ForeignNetwork:
+    """Describe one TF StyleGAN (v1) network of a pickle as an importable ForeignNetwork."""
     what = f"{path.name} [{name}]"
     func = net.build_func_name
     kind = "discriminator" if func == "D_basic" else "generator"
-    result = OfficialNetwork(name, kind, f"tensorflow {func}")
+    result = ForeignNetwork(name, kind, f"tensorflow {func}")
     try:
         version = net.state.get("version")
         if version not in (2, 3, 4):
