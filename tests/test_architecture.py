@@ -175,3 +175,52 @@ def test_low_io_modules_do_not_import_readers_or_dispatchers(module):
             "stylegan.io.official.tf", "stylegan.io.official.tf1", "stylegan.io.rosinality"}
     assert not set(graph[module]) & high, f"{module} imports {sorted(set(graph[module]) & high)}"
     assert [m for m, edges in graph.items() if m.startswith("stylegan.io") and "stylegan.io.load" in edges] == []
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+
+
+def documented_orders() -> dict[str, list[set[str]]]:
+    """docs/architecture.md's 'Inside each package' table: package -> groups of modules, lowest first."""
+    text = DOCS.read_text(encoding="utf-8").split("## Inside each package", 1)[1].split("\n## ", 1)[0]
+    orders = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 2 or not cells[0].startswith("`") or cells[0] == "package":
+            continue
+        package = cells[0].strip("`/")
+        orders[package] = [{name.strip(" `") for name in group.split(",")} for group in cells[1].split("<")]
+    return orders
+
+
+def order_violations(package: str, groups: list[set[str]], graph: dict[str, dict[str, int]]) -> list[str]:
+    """Imports inside `package` against its documented order, and modules the order does not list."""
+    prefix = f"{PKG}.{package}."
+    rank = {name: i for i, group in enumerate(groups) for name in group}
+    unit = lambda m: m[len(prefix):].split(".")[0]  # noqa: E731 - a subpackage counts as one module
+    members = {unit(m) for m in graph if m.startswith(prefix)}
+    out = [f"{package}/{name} is not in the documented order" for name in sorted(members - set(rank))]
+    out += [f"{package}: the documented order names {name}, which does not exist" for name in sorted(set(rank) - members)]
+    for m, edges in graph.items():
+        if not m.startswith(prefix) or unit(m) not in rank:
+            continue
+        for t, line in edges.items():
+            if t.startswith(prefix) and unit(t) != unit(m) and unit(t) in rank and rank[unit(t)] >= rank[unit(m)]:
+                out.append(f"{m}:{line} imports {t} ({unit(m)} may only import modules left of it)")
+    return out
+
+
+def test_order_checker_catches_a_wrong_arrow_and_a_missing_module():
+    graph = {"stylegan.p.a": {}, "stylegan.p.b": {"stylegan.p.a": 3}, "stylegan.p.c": {}}
+    assert order_violations("p", [{"a"}, {"b"}, {"c"}], graph) == []
+    assert len(order_violations("p", [{"b"}, {"a"}, {"c"}], graph)) == 1  # b imports a, which is right of it
+    assert len(order_violations("p", [{"a", "b"}, {"c"}], graph)) == 1  # same group: no import
+    assert order_violations("p", [{"a"}, {"b"}], graph) == ["p/c is not in the documented order"]
+
+
+def test_every_package_follows_its_documented_order():
+    graph, orders = import_graph(), documented_orders()
+    packages = {m.split(".")[1] for m in graph if m.count(".") >= 2}
+    assert packages == set(orders), f"packages without a documented order: {sorted(packages - set(orders))}"
+    problems = [v for package, groups in orders.items() for v in order_violations(package, groups, graph)]
+    assert not problems, "\n".join(problems)
