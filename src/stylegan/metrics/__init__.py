@@ -1,5 +1,6 @@
 """GAN metrics: FID, KID, precision/recall, IS, perceptual path length, linear separability
-(SPEC "Metrics"), with the official NVIDIA detectors and an offline EfficientNet-Lite0 proxy.
+(the StyleGAN / StyleGAN2 papers' metrics, with stylegan2-ada-pytorch's settings), with the
+official NVIDIA detectors and an offline EfficientNet-Lite0 proxy.
 
     from stylegan.metrics import compute_metric, append_metric_jsonl
     result = compute_metric("fid50k_full", G, dataset, device="cuda")

@@ -2,7 +2,7 @@
 
 Files (same names and call conventions as stylegan2-ada-pytorch):
 
-- `inception-2015-12-05.pt`: Inception-v3 (TF 2015-12-05 graph) for FID / KID / IS (SPEC "Metrics").
+- `inception-2015-12-05.pt`: Inception-v3 (TF 2015-12-05 graph) for FID / KID / IS.
   `net(img_uint8 [N,3,H,W], return_features=True) -> [N, 2048]` pool features;
   `net(img_uint8, no_output_bias=True) -> [N, 1008]` softmax probabilities (IS).
 - `vgg16.pt`: VGG16 (LPIPS linear heads included) for precision/recall and PPL.

@@ -1,4 +1,5 @@
-"""Frechet Inception Distance (Heusel et al. 2017), as used by StyleGAN / StyleGAN2 (SPEC "Metrics").
+"""Frechet Inception Distance (Heusel et al. 2017), as used by StyleGAN / StyleGAN2
+(50k generated images against the whole dataset: stylegan2-ada-pytorch fid50k_full).
 
 FID = ||mu_r - mu_g||^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2)) between Gaussians fitted to detector
 features of reals (all of the dataset, or the first `max_real`) and of `num_gen` generated images.

@@ -1,6 +1,6 @@
 """Kernel Inception Distance (Binkowski et al. 2018), official settings: unbiased MMD^2 with the
 cubic polynomial kernel k(x, y) = (x.y / d + 1)^3, averaged over 100 random subsets of at most
-1000 samples from each set (SPEC "Metrics"; stylegan2-ada-pytorch kid50k_full). Can be slightly
+1000 samples from each set (stylegan2-ada-pytorch kid50k_full). Can be slightly
 negative when the distributions are equal."""
 from __future__ import annotations
 

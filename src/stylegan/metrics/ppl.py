@@ -1,4 +1,4 @@
-"""Perceptual path length (StyleGAN Sec. 4.2 and Appendix; StyleGAN2 Sec. 3), as in SPEC "Metrics".
+"""Perceptual path length (StyleGAN Sec. 4.1; StyleGAN2 Sec. 3).
 
 For latents z0, z1 ~ N(0, I) and t:
 - in Z:  l = d(g(slerp(z0, z1; t)), g(slerp(z0, z1; t + eps))) / eps^2   (g = synthesis o mapping)

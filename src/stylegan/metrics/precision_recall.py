@@ -1,5 +1,5 @@
-"""Improved precision and recall (Kynkaanniemi et al. 2019), official settings (SPEC "Metrics",
-stylegan2-ada-pytorch pr50k3_full): VGG16 fc features; each point of a set spans a ball reaching
+"""Improved precision and recall (Kynkaanniemi et al. 2019), official settings
+(stylegan2-ada-pytorch pr50k3_full): VGG16 fc features; each point of a set spans a ball reaching
 its k-th nearest neighbour (k = 3, the point itself excluded); precision = share of generated
 samples inside some real ball, recall = share of reals inside some generated ball.
 

@@ -2,7 +2,8 @@
 
 Official ids and settings follow stylegan2-ada-pytorch (`fid50k_full`, `kid50k_full`,
 `pr50k3_full`, `is50k`, `ppl2_wend`, legacy `fid50k`, `kid50k`, `pr50k3`, `ppl_zfull`, `ppl_wfull`,
-`ppl_zend`, `ppl_wend`) and StyleGAN v1 (`ls`; v1 PPL with 100k samples and the face crop, SPEC).
+`ppl_zend`, `ppl_wend`) and StyleGAN v1 (`ls`, StyleGAN Sec. 4.2;
+v1 PPL with 100k samples and the face crop, StyleGAN Sec. 4.1).
 Smaller variants change only the sample counts (e.g. `fid5k_full`, `ppl_wend1k`). Ids containing
 `effnet` use the offline EfficientNet-Lite0 proxy detector / distance: they are *not* FID, KID,
 precision/recall or PPL and are not comparable with published numbers.

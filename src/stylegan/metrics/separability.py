@@ -1,4 +1,4 @@
-"""Linear separability (StyleGAN Sec. 4.2 and Appendix; SPEC "Metrics").
+"""Linear separability (StyleGAN Sec. 4.2 and Appendix).
 
 Generate N images with their latents z and w; label every image with A binary attribute
 classifiers; per attribute keep the most confident half, fit a linear SVM (sklearn LinearSVC) that
