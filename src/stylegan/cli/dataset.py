@@ -28,8 +28,9 @@ def _parse_background(
     "--source",
     required=True,
     metavar="SRC",
-    help="Folder of images (recursive), .zip, .tar/.tgz/.tar.gz, or builtin:mnist / "
-    "builtin:emoji[32|64|128].",
+    help="Folder of images (recursive), .zip, .tar/.tgz/.tar.gz, builtin:mnist / "
+    "builtin:emoji[32|64|128], or what NVIDIA's dataset_tool.py reads: cifar-10-python.tar.gz, "
+    "*-images-idx3-ubyte[.gz] (MNIST, labels from the file beside it), an LSUN *_lmdb folder.",
 )
 @click.option(
     "--dest",
@@ -92,6 +93,10 @@ def command(
       stylegan dataset --source ~/photos --dest photos.zip --transform center-crop --resolution 256
       stylegan dataset --source ~/pets --dest data/pets.zip --labels folders --resolution 64
       stylegan dataset --source builtin:mnist --dest data/mnist.zip
+      stylegan dataset --source cifar-10-python.tar.gz --dest data/cifar10.zip
+      stylegan dataset --source train-images-idx3-ubyte.gz --dest data/mnist60k.zip
+      stylegan dataset --source lsun/church_outdoor_train_lmdb --dest data/church256.zip \\
+          --transform center-crop --resolution 256
     """
     try:
         summary = convert_dataset(

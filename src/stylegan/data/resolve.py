@@ -1,12 +1,13 @@
 """Dataset specs -- a folder, a .zip, a .tar/.tgz, or ``builtin:NAME`` -- resolved in one place.
 
 The loader and the dataset tool both take a spec string. Paths are handled by
-:mod:`stylegan.data.sources` (tool) and :class:`stylegan.data.dataset.ImageDataset` (loader); a
+:mod:`stylegan.data.sources` and :mod:`stylegan.data.official_sources` (the official tool's
+CIFAR-10 / MNIST / LSUN inputs, tool only) and :class:`stylegan.data.dataset.ImageDataset` (loader); a
 ``builtin:`` spec needs :mod:`stylegan.data.builtin`, which itself builds on the tool. Sitting
 above all of them, this module is where that choice is made, so nothing below it has to import
 upwards:
 
-    format  <-  sources  <-  tool  <-  builtin  <-  resolve  <-  dataset.open_dataset
+    format  <-  sources  <-  official_sources, tool  <-  builtin  <-  resolve  <-  dataset.open_dataset
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from stylegan.data import builtin
+from stylegan.data.official_sources import detect, open_official_source
 from stylegan.data.sources import Source, open_path_source
 from stylegan.data.tool import (
     ConversionSummary,
@@ -42,9 +44,14 @@ def dataset_path(spec: str | os.PathLike) -> Path:
 
 @contextlib.contextmanager
 def open_source(spec: str | os.PathLike) -> Iterator[Source]:
-    """Open a folder, .zip, .tar/.tgz/.tar.gz, or ``builtin:NAME`` as a tool :class:`Source`."""
+    """Open a folder, .zip, .tar/.tgz/.tar.gz, ``builtin:NAME``, or one of the official tool's
+    CIFAR-10 / MNIST / LSUN inputs (:func:`~stylegan.data.official_sources.detect`) as a tool
+    :class:`Source`."""
     if builtin.is_builtin(spec):
         with builtin.open_builtin_source(os.fspath(spec)) as src:
+            yield src
+    elif (kind := detect(spec)) is not None:
+        with open_official_source(spec, kind) as src:
             yield src
     else:
         with open_path_source(spec) as src:
@@ -66,7 +73,7 @@ def convert_dataset(
     force: bool = False,
     progress: bool = True,
 ) -> ConversionSummary:
-    """Convert ``source`` (folder, .zip, .tar/.tgz, ``builtin:NAME``) into the dataset zip ``dest``.
+    """Convert ``source`` (see :func:`open_source`) into the dataset zip ``dest``.
 
     ``labels``: None uses the source's own ``dataset.json`` (or a builtin's labels) if it has
     one; ``"folders"`` numbers the top-level subfolders in sorted order; ``"none"`` drops labels;

@@ -1,9 +1,12 @@
 """Image sources for the dataset tool: a folder, a zip, a tar archive, or arrays in memory.
 
 A :class:`Source` lists its images in a deterministic (sorted) order and decodes each one only
-when asked, so converting a large folder keeps memory flat. Archive member names are only ever
-used as keys, never as file-system paths (no path traversal). Labels that ship with a source (its
-own ``dataset.json``) are read with the one parser in :mod:`stylegan.data.format`.
+when asked, so converting a large folder keeps memory flat. Sources too large to list up front
+(an LSUN LMDB with millions of records) hand out their images one at a time instead
+(:class:`StreamedImages`; :mod:`stylegan.data.official_sources` builds those). Archive member
+names are only ever used as keys, never as file-system paths (no path traversal). Labels that
+ship with a source (its own ``dataset.json``) are read with the one parser in
+:mod:`stylegan.data.format`.
 
 ``builtin:NAME`` specs are not resolved here: :mod:`stylegan.data.builtin` builds its sources on
 these, and :mod:`stylegan.data.resolve` is the one place that maps a spec to either.
@@ -20,7 +23,7 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Callable
 
@@ -39,6 +42,7 @@ from stylegan.data.format import (
 __all__ = [
     "Source",
     "SourceImage",
+    "StreamedImages",
     "array_source",
     "folder_source",
     "open_path_source",
@@ -56,15 +60,38 @@ class SourceImage:
     load: Callable[[], PIL.Image.Image]
 
 
+class StreamedImages(Collection[SourceImage]):
+    """``count`` images made one at a time by ``iterate()`` (a fresh pass on every iteration).
+
+    For sources whose images cannot (or should not) all be listed in memory first: the dataset
+    tool only needs their number (the progress bar, ``--max-images``) and one pass in order.
+    ``in`` works but costs a full pass; nothing in the tool uses it.
+    """
+
+    def __init__(self, count: int, iterate: Callable[[], Iterator[SourceImage]]) -> None:
+        self._count = count
+        self._iterate = iterate
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[SourceImage]:
+        return self._iterate()
+
+    def __contains__(self, item: object) -> bool:
+        return any(item == im for im in self)
+
+
 @dataclasses.dataclass(frozen=True)
 class Source:
-    """The images of a source in deterministic (sorted) order, plus what ships with them."""
+    """The images of a source in deterministic order, plus what ships with them."""
 
     spec: str
-    images: tuple[SourceImage, ...]
+    images: Collection[SourceImage]  # a tuple, or StreamedImages for sources read as a stream
     labels: Mapping[str, Label] | None = None  # from the source's dataset.json, or a builtin
     default_resolution: int | None = None  # builtins pick their size; others keep theirs
     default_transform: str | None = None  # used when the options name no transform
+    default_channels: int | None = None  # used when the options name no channel count
     note: str = ""  # shown in the summary (e.g. which backend a builtin came from)
 
 
@@ -212,5 +239,6 @@ def open_path_source(path: str | os.PathLike) -> Iterator[Source]:
             yield src
     else:
         raise DatasetError(
-            f"{path}: not a folder, .zip, or .tar/.tgz/.tar.gz archive (or builtin:NAME)"
+            f"{path}: not a folder, .zip, .tar/.tgz/.tar.gz archive, cifar-10-python.tar.gz, "
+            f"*-images-idx3-ubyte[.gz] or LMDB folder (or builtin:NAME)"
         )

@@ -342,9 +342,12 @@ def write_dataset(
         )
     resolution = opts.resolution if opts.resolution is not None else src.default_resolution
     transform = opts.transform if opts.transform is not None else src.default_transform
+    channels = opts.channels if opts.channels is not None else src.default_channels
     if transform is not None and resolution is None:
         raise DatasetError(f"--transform {transform} needs --resolution")
-    opts = dataclasses.replace(opts, resolution=resolution, transform=transform)
+    opts = dataclasses.replace(
+        opts, resolution=resolution, transform=transform, channels=channels
+    )
     label_table, label_where = _resolve_labels(src, opts.labels)
     dest.parent.mkdir(parents=True, exist_ok=True)
 
