@@ -79,7 +79,33 @@ def _rewrite(path, dest, edit_meta=None, edit_tensors=None):
         edit_meta(meta)
     if edit_tensors:
         edit_tensors(tensors)
+    from stylegan.io.checkpoint import DIGEST_KEY, content_digest
+    meta[DIGEST_KEY] = content_digest(tensors, meta)  # as a writer of such a file would
     save_file(tensors, str(dest), metadata=meta)
+
+
+@pytest.mark.parametrize("damage", ["flip_tensor_bit", "flip_metadata_digit", "truncate", "zero_tail"])
+def test_damaged_checkpoint_is_an_error_naming_the_file(tmp_path, damage):
+    """The digest written with every checkpoint catches what safetensors itself would load silently."""
+    G, _ = nets()
+    good = tmp_path / "good.safetensors"
+    save_checkpoint(good, {"G_ema": G}, state={"pl_mean": torch.tensor(1.5)}, info={"kimg": 12.5})
+    data = bytearray(good.read_bytes())
+    header_end = 8 + int.from_bytes(data[:8], "little")
+    if damage == "flip_tensor_bit":
+        data[header_end + (len(data) - header_end) // 2] ^= 0x10
+    elif damage == "flip_metadata_digit":
+        i = data.index(b"12.5", 8, header_end)
+        data[i] = ord("7")
+    elif damage == "truncate":
+        data = data[: len(data) - 100]
+    else:
+        data[-64:] = bytes(64)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="bad.safetensors is damaged"):
+        read_checkpoint(bad)
+    read_checkpoint(good)  # the original is fine
 
 
 def test_incompatible_checkpoints_are_named(tmp_path):

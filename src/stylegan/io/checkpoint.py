@@ -5,6 +5,11 @@ JSON parsed into typed dataclasses (`io.serialize.from_dict`, strict). Writes ar
 in the same directory, fsync, rename), so a crash mid-write never replaces a good file with a
 broken one.
 
+Integrity: the metadata key `stylegan.sha256` holds a digest of every tensor (name, dtype, shape,
+bytes) and every other metadata entry, written with the file and checked by `read_checkpoint`, so
+a bit flip or a partial copy is an error naming the file rather than silently different weights
+(files written before the digest existed load unchecked).
+
 Layout: tensors are named `<module>.<state_dict key>` for networks (`G.`, `G_ema.`, `D.`, ...)
 and `state/<path>` for non-network training state (optimizer moments, RNG states, ...), whose
 structure (dicts, lists, numbers) lives in the metadata key `stylegan.state`.
@@ -117,6 +122,23 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> None:
         raise
 
 
+DIGEST_KEY = "stylegan.sha256"
+
+
+def content_digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """sha256 over the metadata (all but the digest itself) and the tensors, each in name order."""
+    h = hashlib.sha256()
+    for key in sorted(k for k in metadata if k != DIGEST_KEY):
+        h.update(f"{len(key)}:{key}{len(metadata[key])}:".encode())
+        h.update(metadata[key].encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, modules: dict[str, nn.Module], state: Any = None,
                     info: dict | None = None) -> None:
     """Write networks (with their configs), optional training state and info, atomically."""
@@ -141,6 +163,7 @@ def save_checkpoint(path: str | os.PathLike, modules: dict[str, nn.Module], stat
         state_tensors, skeleton = flatten_state(state)
         tensors.update(state_tensors)
         metadata["stylegan.state"] = json.dumps(skeleton)
+    metadata[DIGEST_KEY] = content_digest(tensors, metadata)
     write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
@@ -260,6 +283,9 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if meta.get("stylegan.format") != FORMAT:
         raise CheckpointError(f"{path} is a safetensors file but not a stylegan checkpoint "
                               f"(no 'stylegan.format' metadata)")
+    if DIGEST_KEY in meta and content_digest(tensors, meta) != meta[DIGEST_KEY]:
+        raise CheckpointError(f"{path} is damaged: its contents do not match the checksum written with it "
+                              f"(a flipped bit or an incomplete copy); use another snapshot or copy it again")
     version = int(meta.get("stylegan.format_version", "0"))
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path} uses checkpoint format {version}; this stylegan reads "

@@ -29,7 +29,7 @@ from .errors import TrainingSetupError
 from .options import declared, option, replace_path
 from .presets import DataShape, resolve_preset
 from .schedule import largest_divisor_at_most, make_schedule, micro_batch
-from .snapshot import latest_snapshot
+from .snapshot import newest_intact_snapshot
 
 
 def parse_metrics(spec: str) -> tuple[str, ...]:
@@ -143,17 +143,21 @@ def resolve_device(name: str | torch.device | None, local_rank: int = 0) -> torc
         raise TrainingSetupError(str(e)) from None
 
 
-def find_snapshot(path: str) -> Path:
-    """A snapshot file, or the newest snapshot of a run directory."""
+def find_snapshot(path: str) -> tuple[Path, tuple[str, ...]]:
+    """A snapshot file, or the newest intact snapshot of a run directory -> (path, notes for the log).
+
+    A run directory falls back past damaged snapshots (each named in a note); a file named
+    explicitly must itself be intact (`read_resume` says what is wrong with it)."""
     p = Path(path)
     if p.is_dir():
-        snap = latest_snapshot(p)
+        snap, notes = newest_intact_snapshot(p)
         if snap is None:
-            raise TrainingSetupError(f"--resume {path}: no snapshot-*.safetensors in this directory")
-        return snap
+            why = "".join(f"\n  {n}" for n in notes)
+            raise TrainingSetupError(f"--resume {path}: no intact snapshot-*.safetensors in this directory{why}")
+        return snap, notes
     if not p.is_file():
         raise TrainingSetupError(f"--resume {path}: no such file")
-    return p
+    return p, ()
 
 
 def check_config(cfg: TrainingConfig, world: int) -> None:
@@ -320,7 +324,7 @@ def plan_run(opts: RunOptions, *, cfg: Optional[TrainingConfig] = None, preset: 
     (CLI), else from the snapshot being resumed; `overrides` apply to preset and snapshot configs.
     Under torchrun the process group must already be joined (`launch.prepare` does that).
     """
-    snapshot = find_snapshot(opts.resume) if opts.resume else None
+    snapshot, resume_notes = find_snapshot(opts.resume) if opts.resume else (None, ())
     data = opts.data
     from_snapshot = False
     if cfg is None and preset is None and snapshot is not None:
@@ -356,7 +360,7 @@ def plan_run(opts: RunOptions, *, cfg: Optional[TrainingConfig] = None, preset: 
     opts = dataclasses.replace(opts, data=str(data), desc=desc, gpus=world,
                                resume=None if snapshot is None else str(snapshot))
     problem = precision_problem(cfg.precision, device)
-    notes = (f"warning: {problem}",) if problem else ()
+    notes = resume_notes + ((f"warning: {problem}",) if problem else ())
     return RunPlan(cfg=cfg, opts=opts, data=info, world=world, device_type=device.type, notes=notes)
 
 

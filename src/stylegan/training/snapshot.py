@@ -99,6 +99,20 @@ def latest_snapshot(run_dir: str | Path) -> Optional[Path]:
     return snaps[-1] if snaps else None
 
 
+def newest_intact_snapshot(run_dir: str | Path) -> tuple[Optional[Path], tuple[str, ...]]:
+    """The newest snapshot of `run_dir` that reads back intact (checksum verified), and one note for
+    each newer snapshot skipped as damaged (a crash mid-copy, a flipped bit, a truncated file)."""
+    notes = []
+    for snap in reversed(list_snapshots(run_dir)):
+        try:
+            read_checkpoint(snap)
+        except CheckpointError as e:
+            notes.append(f"warning: skipped a damaged snapshot: {e}")
+            continue
+        return snap, tuple(notes)
+    return None, tuple(notes)
+
+
 # ----------------------------------------------------------------------------------- RNG state
 
 
@@ -210,5 +224,5 @@ def read_resume(path: str | Path, cfg: TrainingConfig, optimizer_keys: tuple[str
 
 
 __all__ = ["STATE_FORMAT", "STATE_VERSION", "SNAPSHOT_GLOB", "StepCounters", "TrainingState", "snapshot_name", "fakes_name",
-           "list_snapshots", "latest_snapshot", "seed_host_rngs", "rng_state", "set_rng_state", "TrainingSnapshotState",
+           "list_snapshots", "latest_snapshot", "newest_intact_snapshot", "seed_host_rngs", "rng_state", "set_rng_state", "TrainingSnapshotState",
            "write_snapshot", "Resume", "read_resume"]
