@@ -13,10 +13,11 @@ awkward, while the explicit reduction is one collective per phase and trivially 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, ContextManager, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -89,15 +90,20 @@ def _spawned(rank: int, world: int, port: int, backend: str, fn: Callable, args:
         dist.destroy_process_group()
 
 
-def spawn(fn: Callable[..., None], world_size: int, args: tuple = (), backend: str = "gloo") -> None:
+def spawn(fn: Callable[..., None], world_size: int, args: tuple = (), backend: str = "gloo",
+          while_running: Optional[Callable[[list[int]], ContextManager]] = None) -> None:
     """Run fn(rank, world_size, *args) in `world_size` fresh processes joined in one process group.
 
     fn and args must be picklable (module-level function). An exception in any process stops
     all of them and is re-raised here (torch.multiprocessing.ProcessRaisedException).
+    `while_running(pids)`: a context the parent waits in (e.g. one forwarding signals to them).
     """
     import torch.multiprocessing as mp
 
-    mp.spawn(_spawned, args=(world_size, free_port(), backend, fn, args), nprocs=world_size, join=True)
+    context = mp.spawn(_spawned, args=(world_size, free_port(), backend, fn, args), nprocs=world_size, join=False)
+    with (while_running or (lambda pids: contextlib.nullcontext()))([p.pid for p in context.processes]):
+        while not context.join():
+            pass
 
 
 # ----------------------------------------------------------------------------------- collectives

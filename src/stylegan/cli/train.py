@@ -74,7 +74,7 @@ def _split(kwargs: dict) -> tuple[RunOptions, Overrides]:
 def command(cfg_name, dry_run, **kwargs):
     """Train a StyleGAN / StyleGAN2 network (one line per tick; snapshots in the run directory)."""
     from .. import distributed as ddp
-    from ..training.errors import TrainingDiverged, TrainingSetupError
+    from ..training.errors import TrainingSetupError, TrainingStopped
     from ..training.launch import launch, prepare
     from ..training.plan import run_record
 
@@ -91,8 +91,12 @@ def command(cfg_name, dry_run, **kwargs):
                 click.echo(json.dumps(run_record(plan), indent=2))
             return
         result = launch(plan)
-    except (TrainingDiverged, TrainingSetupError) as e:
+    except TrainingSetupError as e:
         raise click.ClickException(str(e)) from None
+    except TrainingStopped as e:  # its own exit status: 75 interrupted (resume), 74 I/O, 65 data, 1 diverged
+        err = click.ClickException(str(e))
+        err.exit_code = e.exit_code
+        raise err from None
     finally:
         if ddp.under_torchrun() and ddp.is_initialized():
             import torch.distributed

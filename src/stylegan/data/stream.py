@@ -16,6 +16,24 @@ import torch
 from .dataset import DatasetError
 
 
+CACHE_BYTES = 512 << 20  # datasets up to this size are decoded once into memory at the start
+WORKER_TIMEOUT_S = 600  # a loader worker silent this long is stuck (a hung mount): an error, not a hang
+
+
+def worker_error_message(e: Exception) -> str:
+    """The one line that says what went wrong in a data-loader worker.
+
+    DataLoader re-raises a worker's exception with the worker's whole traceback in the message;
+    the reason is its last line ('...DatasetError: data.zip:img01.png: cannot decode image (...)')."""
+    text = str(e).strip()
+    if text.startswith("Caught "):
+        last = text.splitlines()[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    if "timed out" in text:
+        return f"reading the training data timed out ({text})"
+    return text
+
+
 class DataStream:
     """Real images in a seeded per-epoch order, addressed by a global position (exact resume).
 
@@ -25,7 +43,7 @@ class DataStream:
     """
 
     def __init__(self, dataset, seed: int, rank: int = 0, world: int = 1, workers: int = 2,
-                 cache_bytes: int = 512 << 20):
+                 cache_bytes: Optional[int] = None):
         self.dataset, self.seed, self.rank, self.world, self.workers = dataset, seed, rank, world, workers
         self.n = len(dataset)
         if self.n == 0:
@@ -33,7 +51,7 @@ class DataStream:
         c, h, w = dataset.image_shape
         self.images: Optional[torch.Tensor] = None
         self.labels = torch.from_numpy(np.stack([dataset.get_label(i) for i in range(self.n)])).to(torch.float32)
-        if self.n * c * h * w <= cache_bytes:
+        if self.n * c * h * w <= (CACHE_BYTES if cache_bytes is None else cache_bytes):
             self.images = self._load_all()
         self._perm_cache: dict[int, np.ndarray] = {}
         self._loader = None
@@ -72,7 +90,11 @@ class DataStream:
             return self.images[t], self.labels[t]
         if self._loader is None or self._loader_next != (pos, batch):
             self._start_loader(pos, batch)
-        img, lab = next(self._loader)
+        try:
+            img, lab = next(self._loader)
+        except (DatasetError, RuntimeError) as e:  # a damaged member, a dead or stalled worker
+            self._loader = None
+            raise DatasetError(worker_error_message(e)) from None
         self._loader_next = (pos + batch, batch)
         return img, lab.to(torch.float32)
 
@@ -88,7 +110,8 @@ class DataStream:
 
         loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=_Batches(), num_workers=self.workers,
                                              prefetch_factor=2 if self.workers > 0 else None,
-                                             persistent_workers=False)
+                                             persistent_workers=False,
+                                             timeout=WORKER_TIMEOUT_S if self.workers > 0 else 0)
         self._loader = iter(loader)
 
 

@@ -23,7 +23,8 @@ import torch
 
 from .. import distributed as ddp
 from .config import TrainingConfig
-from .errors import TrainingDiverged, TrainingSetupError
+from .errors import TrainingSetupError, TrainingStopped
+from .interrupt import forwarding_to
 from .loop import TrainResult, Trainer
 from .plan import Overrides, RunOptions, RunPlan, plan_run, resolve_device
 
@@ -134,23 +135,18 @@ def _run_process(plan: RunPlan, rank: int, device: torch.device, run_dir: Option
 
 @dataclass
 class _Outcome:
-    """What rank 0 of a spawned run sends back to the parent."""
+    """What rank 0 of a spawned run sends back to the parent: a result or the error that ended it."""
 
-    kind: str  # "ok", "diverged", "setup"
     result: Optional[TrainResult] = None
-    message: str = ""
-    last_snapshot: Optional[str] = None
+    error: Optional[Exception] = None  # TrainingStopped (picklable with its fields) or TrainingSetupError
 
 
 def _spawned_worker(rank: int, world: int, plan: RunPlan, run_dir: Optional[str], callback, queue) -> None:
     device = resolve_device(plan.device_type, rank) if plan.device_type != "cpu" else torch.device("cpu")
     try:
-        outcome = _Outcome("ok", result=_run_process(plan, rank, device, Path(run_dir) if run_dir else None,
-                                                     callback))
-    except TrainingDiverged as e:
-        outcome = _Outcome("diverged", message=str(e), last_snapshot=e.last_snapshot)
-    except TrainingSetupError as e:
-        outcome = _Outcome("setup", message=str(e))
+        outcome = _Outcome(result=_run_process(plan, rank, device, Path(run_dir) if run_dir else None, callback))
+    except (TrainingStopped, TrainingSetupError) as e:
+        outcome = _Outcome(error=e)
     if rank == 0:
         queue.put(outcome)
 
@@ -172,7 +168,9 @@ def launch(plan: RunPlan, callback: Optional[Callable[[Trainer], None]] = None) 
     """Run a planned training in this process, under torchrun, or in `plan.world` spawned processes.
 
     `callback(trainer)` runs after every minibatch in every process (tests use it to stop, crash
-    or inject faults). Raises TrainingDiverged (NaN policy) or TrainingSetupError.
+    or inject faults). Raises TrainingSetupError, or a TrainingStopped (diverged, interrupted by
+    SIGTERM / SIGINT, a run file not writable, the data failing); spawned processes get the
+    signals this process receives.
     """
     if ddp.under_torchrun():
         info = ddp.current()
@@ -188,14 +186,12 @@ def launch(plan: RunPlan, callback: Optional[Callable[[Trainer], None]] = None) 
 
     queue = mp.get_context("spawn").SimpleQueue()
     ddp.spawn(_spawned_worker, plan.world, args=(plan, None if run_dir is None else str(run_dir), callback, queue),
-              backend="nccl" if plan.device_type == "cuda" else "gloo")
+              backend="nccl" if plan.device_type == "cuda" else "gloo", while_running=forwarding_to)
     if queue.empty():
         raise RuntimeError("training processes ended without a result")
     outcome: _Outcome = queue.get()
-    if outcome.kind == "diverged":
-        raise TrainingDiverged(outcome.message, outcome.last_snapshot)
-    if outcome.kind == "setup":
-        raise TrainingSetupError(outcome.message)
+    if outcome.error is not None:
+        raise outcome.error
     return outcome.result
 
 

@@ -9,15 +9,22 @@ writes a fakes grid, an atomic snapshot and the metrics. It also stops the run: 
 State has one owner each: the stepper's counters (images, minibatches, data position, growth
 stage), the driver's tick counters and last snapshot, the monitor's bad ticks. `Trainer.state`
 composes them into the `TrainingState` record a snapshot stores; resume splits it again.
+
+Faults (docs/training.md, "Faults") end the run at a minibatch boundary with a `TrainingStopped`
+that names the newest good snapshot: SIGTERM / SIGINT after writing a snapshot
+(`TrainingInterrupted`), a run file that cannot be written (`TrainingIOError`: the previous
+snapshot stays, no partial file is left), training data that fails to read (`TrainingDataError`),
+and the NaN policy (`TrainingDiverged`). Nothing beyond the current minibatch is lost.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -29,7 +36,9 @@ from ..io.images import make_grid, save_grid, save_image
 from ..io.serialize import to_dict
 from ..nn.precision import precision_scope
 from ..nn.runtime import Runtime
-from .errors import TrainingDiverged, TrainingSetupError
+from .errors import (TrainingDataError, TrainingDiverged, TrainingInterrupted, TrainingIOError, TrainingSetupError,
+                     TrainingStopped)
+from .interrupt import StopRequests
 from .monitor import DivergenceMonitor, TickTiming, all_finite, cpu_memory_gb, tick_line, tick_record
 from .plan import RunPlan, run_record
 from .snapshot import (Resume, TrainingState, fakes_name, read_resume, seed_host_rngs, snapshot_name,
@@ -86,6 +95,7 @@ class Trainer:
                 self.ticks = TickCounters(progress.cur_tick, progress.tick_start_nimg, progress.last_snapshot)
                 bad_ticks = progress.bad_ticks
         self.monitor = DivergenceMonitor(self.opts.nan_ticks, bad_ticks=bad_ticks)
+        self.stop_requests = StopRequests()
         self._metrics_disabled = False
 
     @property
@@ -104,8 +114,23 @@ class Trainer:
         if not self.opts.quiet:
             print(msg, flush=True)  # also lands in log.txt through the Tee
         elif self.run_dir is not None:
-            with open(self.run_dir / "log.txt", "a", encoding="utf-8") as f:
+            with self.writing(self.run_dir / "log.txt", "the log"), \
+                    open(self.run_dir / "log.txt", "a", encoding="utf-8") as f:
                 f.write(msg + "\n")
+
+    @contextlib.contextmanager
+    def writing(self, path: Path, what: str) -> Iterator[None]:
+        """Turn a failed write of a run file (full disk, no permission, I/O error) into one clear stop."""
+        try:
+            yield
+        except OSError as e:
+            last = self.ticks.last_snapshot
+            cause = f"{e.strerror} (errno {e.errno})" if e.strerror else str(e)
+            raise TrainingIOError(
+                f"cannot write {what} {path}: {cause}. "
+                + (f"The last good snapshot is {last} (intact); " if last else "No snapshot was written yet; ")
+                + f"free space or fix permissions, then resume with `stylegan train --resume {self.run_dir}`.",
+                last) from None
 
     def _grid_setup(self) -> None:
         from ..synth.sample import z_from_seeds
@@ -129,7 +154,8 @@ class Trainer:
             with precision_scope(self.cfg.precision):
                 imgs.append(self.stepper.G_ema(z, c, noise_mode="const").float().cpu())
         cols, rows = self.grid_shape
-        save_grid(torch.cat(imgs), path, rows=rows, cols=cols)
+        with self.writing(path, "the fakes grid"):
+            save_grid(torch.cat(imgs), path, rows=rows, cols=cols)
 
     def save_snapshot(self, path: Path) -> None:
         # The progress as the next tick starts: a resumed run continues from there.
@@ -138,7 +164,8 @@ class Trainer:
                                        last_snapshot=str(path))
         info = {"kimg": now.cur_nimg / 1000, "tick": now.cur_tick, "training": to_dict(self.cfg),
                 "run": to_dict(self.opts), "world_size": self.world, "timestamp": time.time()}
-        write_snapshot(path, self.stepper.networks, self.stepper.snapshot_state(progress), info)
+        with self.writing(path, "the snapshot"):
+            write_snapshot(path, self.stepper.networks, self.stepper.snapshot_state(progress), info)
 
     def _run_metrics(self, snapshot: Optional[Path]) -> None:
         if not self.cfg.metrics or self._metrics_disabled:
@@ -155,7 +182,8 @@ class Trainer:
                 self._metrics_disabled = True
                 return
             if self.write:
-                append_metric_jsonl(self.run_dir, result, snapshot=snapshot)
+                with self.writing(self.run_dir, "the metric results into"):
+                    append_metric_jsonl(self.run_dir, result, snapshot=snapshot)
                 vals = " ".join(f"{k} {v:.4g}" for k, v in result["results"].items())
                 self.log(f"metric {name}: {vals} ({result.get('total_time_str', '')})")
 
@@ -163,7 +191,8 @@ class Trainer:
         record = run_record(self.plan, device_resolved=str(self.device), dataset_name=self.dataset.name,
                             dataset_size=len(self.dataset),
                             resumed_from=None if self.resume is None else self.resume.path)
-        with open(self.run_dir / "config.json", "w", encoding="utf-8") as f:
+        path = self.run_dir / "config.json"
+        with self.writing(path, "the run config"), open(path, "w", encoding="utf-8") as f:
             json.dump(record, f, indent=2)
 
     # --------------------------------------------------------------------------- the loop
@@ -181,8 +210,9 @@ class Trainer:
             self._grid_setup()
         if self.write:
             cols, rows = self.grid_shape
-            save_image(make_grid(self.grid_reals.permute(0, 2, 3, 1).numpy(), rows=rows, cols=cols),
-                       self.run_dir / "reals.png")
+            with self.writing(self.run_dir / "reals.png", "the reals grid"):
+                save_image(make_grid(self.grid_reals.permute(0, 2, 3, 1).numpy(), rows=rows, cols=cols),
+                           self.run_dir / "reals.png")
             self.save_fakes(self.run_dir / "fakes_init.png")
         self.log(f"training for {cfg.total_kimg:g} kimg on {self.world} process(es), device {self.device}, "
                  f"batch {cfg.batch} (per process {cfg.batch // self.world}), dataset {len(self.dataset)} images")
@@ -196,14 +226,16 @@ class Trainer:
         for note in self.plan.notes:
             self.log(note)
 
-    def _time_is_up(self, deadline: Optional[float]) -> bool:
-        """Past --max-minutes on any process (all agree, so all stop at the same minibatch)."""
-        if deadline is None:
-            return False
-        late = torch.tensor([1.0 if time.time() >= deadline else 0.0], device=self.device)
-        return ddp.all_reduce_(late, "max").item() > 0
+    def _stop_reasons(self, deadline: Optional[float]) -> tuple[bool, bool]:
+        """(past --max-minutes, a stop signal received) on any process: all agree, so all stop after
+        the same minibatch. One all-reduce per minibatch (none in a single process)."""
+        flags = torch.tensor([1.0 if deadline is not None and time.time() >= deadline else 0.0,
+                              1.0 if self.stop_requests.first else 0.0], device=self.device)
+        late, signalled = (ddp.all_reduce_(flags, "max") > 0).tolist()
+        return late, signalled
 
-    def _end_tick(self, timing_start: tuple[float, float, float], done: bool) -> Optional[str]:
+    def _end_tick(self, timing_start: tuple[float, float, float], done: bool,
+                  interrupted: bool = False) -> Optional[str]:
         """Statistics, log line, snapshot and metrics of the tick that ends now -> reason to stop, if any."""
         cfg, stepper, ticks = self.cfg, self.stepper, self.ticks
         cur_nimg = stepper.counters.cur_nimg
@@ -225,7 +257,7 @@ class Trainer:
         growth = (last.resolution, last.lod) if last is not None and last.lod is not None else None
         self.log(tick_line(ticks.cur_tick, cur_nimg / 1000, timing, p, stats, growth))
 
-        if cfg.snap > 0 and (done or ticks.cur_tick % cfg.snap == 0):
+        if interrupted or (cfg.snap > 0 and (done or ticks.cur_tick % cfg.snap == 0)):
             if good:
                 self._snapshot_and_metrics()
             else:
@@ -235,7 +267,8 @@ class Trainer:
         if self.is_leader:
             self.records.append(record)
         if self.write:
-            with open(self.run_dir / "stats.jsonl", "a", encoding="utf-8") as f:
+            path = self.run_dir / "stats.jsonl"
+            with self.writing(path, "the tick statistics"), open(path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
         return stop
 
@@ -259,7 +292,32 @@ class Trainer:
         self.log(msg)
         return TrainingDiverged(msg, last)
 
+    def _interrupted(self) -> TrainingInterrupted:
+        st, how = self.state, self.stop_requests.first or "a stop signal on another process"
+        where = self.run_dir if self.run_dir is not None else st.last_snapshot
+        msg = (f"interrupted by {how} at tick {st.cur_tick}, kimg {st.cur_nimg / 1000:.3f}: "
+               + (f"snapshot written to {st.last_snapshot}; continue with `stylegan train --resume {where}`."
+                  if st.last_snapshot else "no run directory, nothing written."))
+        self.log(msg)
+        return TrainingInterrupted(msg, st.last_snapshot)
+
+    def _step(self) -> None:
+        """One minibatch; training data that fails to read now stops the run with its one-line reason."""
+        try:
+            self.stepper.step()
+        except DatasetError as e:
+            st, last = self.state, self.ticks.last_snapshot
+            msg = (f"training data failed at tick {st.cur_tick}, kimg {st.cur_nimg / 1000:.3f}: {e}. "
+                   + (f"The last good snapshot is {last}; repair or re-create the dataset and resume with "
+                      f"`stylegan train --resume {self.run_dir or last}`." if last else "No snapshot was written yet."))
+            self.log(msg)
+            raise TrainingDataError(msg, last) from None
+
     def run(self) -> TrainResult:
+        with self.stop_requests.installed():
+            return self._run()
+
+    def _run(self) -> TrainResult:
         cfg, counters, ticks = self.cfg, self.stepper.counters, self.ticks
         self._start()
         total_nimg = int(round(cfg.total_kimg * 1000))
@@ -270,11 +328,16 @@ class Trainer:
         deadline = None if self.opts.max_minutes is None else start_time + 60 * self.opts.max_minutes
         done = counters.cur_nimg >= total_nimg
         while not done:
-            self.stepper.step()
+            self._step()
             if self.callback is not None:
                 self.callback(self)
             done = counters.cur_nimg >= total_nimg
-            if not done and self._time_is_up(deadline):
+            late, interrupted = self._stop_reasons(deadline)
+            if interrupted:
+                done = True
+                self.log(f"{self.stop_requests.first or 'stop signal on another process'}: stopping after minibatch "
+                         f"{counters.batch_idx} with a snapshot (a second signal does not interrupt it)")
+            elif not done and late:
                 done = True
                 self.log(f"--max-minutes {self.opts.max_minutes:g} reached: stopping at kimg "
                          f"{counters.cur_nimg / 1000:.3f} of {cfg.total_kimg:g}")
@@ -282,9 +345,11 @@ class Trainer:
                     counters.cur_nimg < ticks.tick_start_nimg + cfg.kimg_per_tick * 1000:
                 continue
             tick_end = time.time()
-            stop = self._end_tick((start_time, tick_start_time, maintenance), done)
+            stop = self._end_tick((start_time, tick_start_time, maintenance), done, interrupted)
             if stop is not None:
                 raise self._diverged(stop)
+            if interrupted:
+                raise self._interrupted()
             ticks.cur_tick += 1
             ticks.tick_start_nimg = counters.cur_nimg
             tick_start_time = time.time()
