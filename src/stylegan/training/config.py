@@ -84,6 +84,9 @@ class TrainingConfig:
     snap: int = 50  # ticks between network snapshots (and fake grids)
     seed: int = 0
     metrics: Tuple[str, ...] = ()
+    # D layers frozen for transfer learning, counted from the input (the ADA paper's freeze-D,
+    # stylegan2-ada-pytorch `--freezed`): their parameters get no update.
+    freezed: int = 0
     preset: str = ""  # name of the preset this config came from (for the run name and the log)
     # Low precision in the highest resolutions of G and D (`stylegan.nn.precision`); None: the
     # networks as constructed (the presets' fp16 blocks on CUDA, fp32 elsewhere).

@@ -188,6 +188,7 @@ class Resume:
     weights: dict[str, dict[str, torch.Tensor]]  # "G" / "D" / "G_ema" -> state dict (those present)
     state: Optional[TrainingSnapshotState]  # None: a weights-only checkpoint (fresh optimizers, kimg 0)
     config_changed: bool  # the snapshot was trained with another config (not an exact continuation)
+    partial: bool = False  # --fresh-labels: weights missing from the file or shaped otherwise stay as initialised
 
     @property
     def note(self) -> str:
@@ -199,8 +200,19 @@ class Resume:
                 f"(tick {p.cur_tick}, minibatch {p.batch_idx})")
 
 
-def read_resume(path: str | Path, cfg: TrainingConfig, optimizer_keys: tuple[str, ...]) -> Resume:
-    """Read a snapshot (or any checkpoint of ours with G, D or G_ema) to continue training `cfg`."""
+def read_resume(path: str | Path, cfg: TrainingConfig, optimizer_keys: tuple[str, ...],
+                fresh_labels: bool = False) -> Resume:
+    """Read a snapshot (or any checkpoint of ours with G, D or G_ema) to continue training `cfg`, or
+    a foreign network file (official pickle, rosinality .pt) to fine-tune from (training.transfer)."""
+    from ..io.load import load_all, sniff
+
+    if sniff(path) != "safetensors":
+        try:
+            nets = load_all(path)
+        except (CheckpointError, ValueError) as e:
+            raise TrainingSetupError(f"--resume {path}: {e}") from None
+        weights = {name: m.state_dict() for name, m in nets.items() if name in ("G", "D", "G_ema")}
+        return Resume(str(path), weights, None, False, partial=fresh_labels)
     try:
         ckpt = read_checkpoint(path)
     except CheckpointError as e:

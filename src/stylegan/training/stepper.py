@@ -64,6 +64,22 @@ class TrainingPhase:
     opt: torch.optim.Optimizer
     interval: int  # runs every `interval` minibatches
     lr_ratio: float  # lazy-regularization c (1 without)
+    params: tuple[torch.nn.Parameter, ...]  # what it updates: the module's, less frozen layers
+
+
+_D_LAYERS = ("fromrgb", "conv0", "conv1", "skip")  # a StyleGAN2 D block's layers, in the official count's order
+
+
+def frozen_layers(D: torch.nn.Module, freezed: int) -> tuple[str, ...]:
+    """The `freezed` layers of D nearest its input, as module names (stylegan2-ada-pytorch `--freezed`).
+
+    The official count runs over the blocks from the highest resolution down to 8x8 and, in each,
+    over fromrgb (where present), conv0, conv1 and skip (resnet); the 4x4 epilogue and the label
+    mapping are never frozen."""
+    blocks = sorted(((int(name[1:]), name, m) for name, m in D.named_children()
+                     if name[:1] == "b" and name[1:].isdigit() and int(name[1:]) > 4), reverse=True)
+    layers = [f"{name}.{layer}" for _, name, block in blocks for layer in _D_LAYERS if hasattr(block, layer)]
+    return tuple(layers[:freezed])
 
 
 def build_phases(cfg: TrainingConfig, G: torch.nn.Module, D: torch.nn.Module) -> list[TrainingPhase]:
@@ -71,18 +87,20 @@ def build_phases(cfg: TrainingConfig, G: torch.nn.Module, D: torch.nn.Module) ->
     phases = []
     g_reg = cfg.loss.pl_interval if cfg.loss.pl_weight > 0 else None
     d_reg = cfg.loss.r1_interval if (cfg.loss.kind == "logistic" and cfg.loss.r1_gamma > 0) else None
+    frozen = frozen_layers(D, cfg.freezed)
     for which, module, ocfg, reg in (("G", G, cfg.G_opt, g_reg), ("D", D, cfg.D_opt, d_reg)):
-        params = list(module.parameters())
+        params = [p for name, p in module.named_parameters()
+                  if which == "G" or not any(name.startswith(f + ".") for f in frozen)]
         betas = tuple(float(b) for b in ocfg.betas)
         if not reg:  # none, or every minibatch: main and reg together
             opt = torch.optim.Adam(params, lr=ocfg.lr, betas=betas, eps=ocfg.eps)
-            phases.append(TrainingPhase(f"{which}both", which, module, opt, 1, 1.0))
+            phases.append(TrainingPhase(f"{which}both", which, module, opt, 1, 1.0, tuple(params)))
         else:
             lr, betas = lazy_regularization_adam(ocfg.lr, betas, reg)
             opt = torch.optim.Adam(params, lr=lr, betas=betas, eps=ocfg.eps)
             ratio = reg / (reg + 1)
-            phases.append(TrainingPhase(f"{which}main", which, module, opt, 1, ratio))
-            phases.append(TrainingPhase(f"{which}reg", which, module, opt, reg, ratio))
+            phases.append(TrainingPhase(f"{which}main", which, module, opt, 1, ratio, tuple(params)))
+            phases.append(TrainingPhase(f"{which}reg", which, module, opt, reg, ratio, tuple(params)))
     return phases
 
 
@@ -143,6 +161,9 @@ class Stepper:
         """Load a snapshot's weights and, when it has one, its training state -> its progress record."""
         nets = self.networks
         for name, sd in resume.weights.items():
+            if resume.partial:  # fresh label pathway: what the file lacks or shapes otherwise stays as built
+                own = nets[name].state_dict()
+                sd = {k: sd[k] if k in sd and sd[k].shape == v.shape else v for k, v in own.items()}
             try:
                 load_state_strict(nets[name], sd, f"{resume.path} [{name}]")
             except CheckpointError as e:
@@ -236,7 +257,8 @@ class Stepper:
     def _run_phase(self, index: int, phase: TrainingPhase, settings: StepSettings, reals) -> None:
         """All rounds of one phase, the gradient all-reduce, the optimizer step, the running means."""
         work = PhaseWork.of(phase.name, self.cfg.loss)
-        phase.module.requires_grad_(True)
+        for p in phase.params:
+            p.requires_grad_(True)
         phase.opt.zero_grad(set_to_none=True)
         ctx = PhaseContext(gain=phase.interval / settings.rounds, pl_mean=self.pl_mean,
                            mixing_num_ws=settings.mixing_num_ws)
@@ -261,7 +283,7 @@ class Stepper:
                 self.ada.accumulate(result.real_logits)
             results.append(result)
         phase.module.requires_grad_(False)
-        ddp.sync_gradients(list(phase.module.parameters()))
+        ddp.sync_gradients(list(phase.params))
         phase.opt.step()
         phase.opt.zero_grad(set_to_none=True)
         self._update_running_means(results)
