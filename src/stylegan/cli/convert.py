@@ -11,7 +11,7 @@ import click
 
 
 @click.command("convert")
-@click.argument("src", type=click.Path(dir_okay=False, path_type=Path), metavar="SRC")
+@click.argument("src", metavar="SRC")
 @click.argument("dest", type=click.Path(dir_okay=False, path_type=Path), metavar="DEST")
 @click.option("--to", "to", type=click.Choice(["stylegan", "rosinality"]), default="stylegan", show_default=True,
               help="stylegan: our .safetensors checkpoint; rosinality: a stylegan2-pytorch .pt checkpoint.")
@@ -19,25 +19,30 @@ import click
               help="--to rosinality: also write channel tables other than their stock one (their model.py "
                    "must then be built with the same table).")
 @click.option("--force", is_flag=True, help="Overwrite DEST if it exists.")
-def command(src: Path, dest: Path, to: str, custom_channels: bool, force: bool) -> None:
+def command(src: str, dest: Path, to: str, custom_channels: bool, force: bool) -> None:
     """Convert a network file into our checkpoint, or ours into a rosinality checkpoint.
 
     SRC may be an official NVIDIA pickle (stylegan2-ada-pytorch / stylegan3 repository snapshots
     holding StyleGAN2 networks, TensorFlow StyleGAN2 and StyleGAN pickles), a
     rosinality/stylegan2-pytorch checkpoint, or (with --to rosinality) one of ours. Writes every
-    network found (G, D, G_ema).
+    network found (G, D, G_ema). SRC may be an http(s) URL (downloaded once into the cache).
     """
     from ..io.checkpoint import CheckpointError
     from ..io.load import convert
+    from ..io.remote import is_url, resolve_path
 
-    if not src.is_file():
+    if not is_url(src) and not Path(src).is_file():
         raise click.ClickException(f"no such file: {src}")
     if dest.exists() and not force:
         raise click.ClickException(f"{dest} already exists (use --force to overwrite)")
-    if dest.resolve() == src.resolve():
+    try:
+        local = resolve_path(src)  # a URL: downloaded once into the cache
+    except CheckpointError as e:
+        raise click.ClickException(str(e)) from None
+    if dest.resolve() == local.resolve():
         raise click.ClickException("DEST must differ from SRC")
     try:
-        summary = convert(src, dest, to=to, allow_custom_channels=custom_channels)
+        summary = convert(local, dest, to=to, allow_custom_channels=custom_channels)
     except CheckpointError as e:
         raise click.ClickException(str(e)) from None
     except OSError as e:

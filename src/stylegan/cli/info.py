@@ -12,23 +12,25 @@ def _count(module) -> int:
 
 
 @click.command("info")
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def command(path, as_json):
-    """Print the networks, configs, resolution and parameter counts of PATH."""
+    """Print the networks, configs, resolution and parameter counts of PATH (a file or http(s) URL)."""
     import torch
 
     from ..io.checkpoint import CheckpointError, read_checkpoint
     from ..io.load import read_foreign, sniff
+    from ..io.remote import is_url, resolve_path
     from ..io.serialize import to_dict
 
     report: dict = {"path": path, "networks": {}}
     try:
-        if not Path(path).is_file():
+        if not is_url(path) and not Path(path).is_file():
             raise CheckpointError(f"no such file: {path}")
-        kind = sniff(path)
+        local = resolve_path(path)  # a URL: downloaded once into the cache
+        kind = sniff(local)
         if kind in ("pickle", "torch"):
-            foreign = read_foreign(path)
+            foreign = read_foreign(local)
             report["format"] = {"pickle": "official pickle", "torch": "rosinality checkpoint"}[kind]
             report["info"] = {k: v for k, v in foreign.info.items() if k != "networks"}
             report["notes"] = list(foreign.notes)
@@ -40,7 +42,7 @@ def command(path, as_json):
                 report["networks"][name] = {"config": to_dict(m.cfg), "parameters": _count(m)}
                 report["notes"] += [f"{name}: {n}" for n in net.notes]
         else:
-            ckpt = read_checkpoint(path)
+            ckpt = read_checkpoint(local)
             report["format"] = "stylegan safetensors"
             report["info"] = ckpt.info
             report["has_training_state"] = ckpt.state_skeleton is not None

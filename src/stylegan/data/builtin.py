@@ -38,6 +38,7 @@ import PIL.Image
 
 from stylegan.data.format import DatasetError
 from stylegan.data.sources import Source, array_source, tar_source
+from stylegan.io import remote
 from stylegan.data.tool import ConvertOptions, write_dataset
 
 __all__ = [
@@ -88,9 +89,9 @@ _ALIASES: Mapping[str, str] = MappingProxyType({"emoji": "emoji64"})
 
 
 def cache_root() -> Path:
-    """``$STYLEGAN_CACHE``, else ``~/.cache/stylegan`` (read at call time: no global state)."""
-    env = os.environ.get("STYLEGAN_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "stylegan"
+    """``$STYLEGAN_CACHE``, else ``~/.cache/stylegan`` (the rule of :mod:`stylegan.io.remote`,
+    whose downloads share the cache)."""
+    return remote.cache_root()
 
 
 def _datasets_dir(cache_dir: str | os.PathLike | None) -> Path:

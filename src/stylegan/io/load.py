@@ -5,12 +5,13 @@
     torch.save (zip or legacy stream) -> io.rosinality (rosinality/stylegan2-pytorch .pt, weights only)
 
 This is the top of `io`: every reader sits below it and none imports it back. `stylegan.load`,
-`stylegan convert`, `stylegan info` and every `--network` option come through here.
+`stylegan convert`, `stylegan info` and every `--network` option come through here, so each of
+them also takes an http(s) URL: `io.remote` downloads it once into the cache (atomically, with a
+progress bar, checksum-checked where known) and the cached file is read as any other.
 """
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -18,6 +19,7 @@ from torch import nn
 from .checkpoint import CheckpointError, is_safetensors, read_checkpoint
 from .official import ForeignFile, read_official
 from .official.common import write_converted
+from .remote import resolve_path
 from .rosinality import read_rosinality, save_rosinality
 
 __all__ = ["sniff", "read_foreign", "load", "load_all", "convert", "FORMATS"]
@@ -45,18 +47,20 @@ def sniff(path: str | os.PathLike) -> str:
 
 def read_foreign(path: str | os.PathLike) -> ForeignFile:
     """Describe the networks of a file that is not ours (nothing is built or executed yet)."""
+    path = resolve_path(path)
     return read_rosinality(path) if sniff(path) == "torch" else read_official(path)
 
 
 def load(path: str | os.PathLike, which: str | None = None, device: torch.device | str = "cpu") -> nn.Module:
     """Load a network from our checkpoint, an official NVIDIA pickle or a rosinality checkpoint.
 
-    Nothing from the file is executed (see io.official.unpickler and io.rosinality).
+    `path` may be an http(s) URL, as in NVIDIA's tools: downloaded once into the cache
+    (io.remote). Nothing from the file is executed (see io.official.unpickler and io.rosinality).
 
     `which` picks the network ('G_ema', 'G', 'D'); default: G_ema if present, else G.
     The returned module is in eval mode with requires_grad disabled.
     """
-    path = Path(path)
+    path = resolve_path(path)
     if not path.is_file():
         raise CheckpointError(f"no such network file: {path}")
     if sniff(path) in ("pickle", "torch"):
@@ -70,8 +74,8 @@ def load(path: str | os.PathLike, which: str | None = None, device: torch.device
 
 
 def load_all(path: str | os.PathLike, device: torch.device | str = "cpu") -> dict[str, nn.Module]:
-    """Every network in a file of any format we read: {'G': ..., 'D': ..., 'G_ema': ...}."""
-    path = Path(path)
+    """Every network in a file of any format we read (or its URL): {'G': ..., 'D': ..., 'G_ema': ...}."""
+    path = resolve_path(path)
     if not path.is_file():
         raise CheckpointError(f"no such network file: {path}")
     if sniff(path) in ("pickle", "torch"):
@@ -87,7 +91,9 @@ def convert(src: str | os.PathLike, dest: str | os.PathLike, to: str = "stylegan
 
     stylegan: from an official pickle or a rosinality checkpoint, every network with provenance
     (see write_converted). rosinality: from any file we read; see io.rosinality.save_rosinality.
+    `src` may be an http(s) URL (downloaded once into the cache).
     """
+    src = resolve_path(src)
     if to == "rosinality":
         return save_rosinality(dest, load_all(src), allow_custom_channels=allow_custom_channels)
     if to != "stylegan":

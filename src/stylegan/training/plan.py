@@ -147,7 +147,17 @@ def find_snapshot(path: str) -> tuple[Path, tuple[str, ...]]:
     """A snapshot file, or the newest intact snapshot of a run directory -> (path, notes for the log).
 
     A run directory falls back past damaged snapshots (each named in a note); a file named
-    explicitly must itself be intact (`read_resume` says what is wrong with it)."""
+    explicitly must itself be intact (`read_resume` says what is wrong with it). An http(s) URL, or
+    one of stylegan2-ada-pytorch's `--resume` names (ffhq256, ffhq512, ffhq1024, celebahq256,
+    lsundog256) unless a local path has that name, is downloaded once into the cache (io.remote)."""
+    from ..io.remote import RemoteError, fetch, resume_url
+
+    if (url := resume_url(path)) is not None:
+        try:
+            cached = fetch(url)
+        except RemoteError as e:
+            raise TrainingSetupError(f"--resume {path}: {e}") from None
+        return cached, (f"--resume {path}: {url} (cached as {cached})",)
     p = Path(path)
     if p.is_dir():
         snap, notes = newest_intact_snapshot(p)
