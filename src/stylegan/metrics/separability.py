@@ -73,21 +73,34 @@ def conditional_entropy(y: np.ndarray, x: np.ndarray) -> float:
     return max(h, 0.0)
 
 
-def attribute_entropy(latents: np.ndarray, logits: np.ndarray, num_keep: int, seed: int = 0) -> float:
-    """H(Y|X) for one attribute: keep the `num_keep` most confident samples (|logit|), fit a
-    LinearSVC latents -> (logit > 0), X = its predictions. latents [N, D], logits [N]."""
+def most_confident(logits: np.ndarray, num_keep: int) -> np.ndarray:
+    """Indices of the `num_keep` samples with the largest |logit| (logits [N]), most confident first."""
+    return np.argsort(-np.abs(np.asarray(logits)), kind="stable")[:num_keep]
+
+
+def fit_linear_svm(x: np.ndarray, y: np.ndarray, seed: int = 0):
+    """The separability metric's linear classifier: a LinearSVC fitted to x [N, D] -> y bool [N]
+    (float64, convergence warnings silenced as officially). Also the attribute boundary of latent
+    editing (stylegan.synth.interfacegan). Both classes must occur in y."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.svm import LinearSVC
 
-    order = np.argsort(-np.abs(logits), kind="stable")[:num_keep]
+    svm = LinearSVC(random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        svm.fit(np.asarray(x, np.float64), np.asarray(y, bool))
+    return svm
+
+
+def attribute_entropy(latents: np.ndarray, logits: np.ndarray, num_keep: int, seed: int = 0) -> float:
+    """H(Y|X) for one attribute: keep the `num_keep` most confident samples (|logit|), fit a
+    LinearSVC latents -> (logit > 0), X = its predictions. latents [N, D], logits [N]."""
+    order = most_confident(logits, num_keep)
     x_in = np.asarray(latents[order], np.float64)
     y = np.asarray(logits[order]) > 0
     if y.all() or not y.any():
         return 0.0  # one class only: Y is constant, H(Y|X) = 0 (official: "assume perfect prediction")
-    svm = LinearSVC(random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        svm.fit(x_in, y)
+    svm = fit_linear_svm(x_in, y, seed)
     return conditional_entropy(y, svm.predict(x_in))
 
 
@@ -352,7 +365,9 @@ __all__ = [
     "attribute_entropy",
     "compute_ls",
     "conditional_entropy",
+    "fit_linear_svm",
     "load_attribute_classifier",
+    "most_confident",
     "save_attribute_classifier",
     "separability_score",
     "train_attribute_classifier",
