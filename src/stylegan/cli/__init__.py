@@ -18,6 +18,8 @@ _COMMANDS = {
     "figures": "The papers' figures: noise variation, noise layers, truncation, uncurated.",
     "video": "Latent interpolation video (slerp in Z, lerp in W).",
     "project": "Project a real image into W (or W+).",
+    "directions": "Find edit directions in W: SeFa, GANSpace, or from labels (InterFaceGAN).",
+    "edit": "Edit seeds or a projected w along directions: a grid of strengths, or a video sweep.",
     "metrics": "Compute FID, KID, precision/recall, IS, PPL, linear separability.",
     "convert": "Convert official NVIDIA pickles and rosinality checkpoints (to ours, or ours to rosinality).",
     "report": "Progress grid and curves of a training run (and how many MNIST digits it draws).",
