@@ -16,5 +16,5 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 "$VPY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 "$VPY" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-"$VPY" -m pip install -q -e ".[test,video,data,metrics,onnx,explore,explore-test,lsun]"
+"$VPY" -m pip install -q -e ".[test,video,data,metrics,onnx,explore,explore-test,lsun,tensorboard]"
 echo "$want" > "$stamp"

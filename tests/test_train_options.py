@@ -62,6 +62,18 @@ CASES = {
     "--ema": (["--ema", "3"], {"training.ema_kimg": 3.0}),
     "--kimg-per-tick": (["--kimg-per-tick", "0.5"], {"training.kimg_per_tick": 0.5}),
     "--precision": (["--precision", "bf16"], {"training.precision.dtype": "bf16"}),
+    "--fp32": (["--fp32"], {"training.precision.dtype": "fp32"}),
+    "--glr": (["--glr", "0.004"], {"training.G_opt.lr": 0.004}),
+    "--dlr": (["--dlr", "0.004"], {"training.D_opt.lr": 0.004}),
+    "--cbase": (["--cbase", "512"], {"training.G.channel_base": 512, "training.D.channel_base": 512}),
+    "--cmax": (["--cmax", "64"], {"training.G.channel_max": 64, "training.D.channel_max": 64}),
+    "--mbstd-group": (["--mbstd-group", "2"], {"training.D.mbstd_group_size": 2}),
+    "--freezed": (["--freezed", "2"], {"training.freezed": 2}),
+    "--subset": (["--subset", "20"], {"training.subset": 20}),
+    "--fresh-labels": (["--fresh-labels"], {"run.fresh_labels": True}),
+    "--tensorboard": (["--no-tensorboard"], {"run.tensorboard": False}),
+    "--nobench": (["--nobench"], {"run.nobench": True}),
+    "--allow-tf32": (["--allow-tf32"], {"run.allow_tf32": True}),
 }
 
 
@@ -75,6 +87,12 @@ def _at(record, path):
     for part in path.split("."):
         record = None if record is None else record.get(part)
     return record
+
+
+def test_official_spellings_are_aliases(data):
+    """stylegan3's --tick and --map-depth name the same options as --kimg-per-tick and --map."""
+    assert _record("--data", data, "--tick", "0.5")["training"]["kimg_per_tick"] == 0.5
+    assert _record("--data", data, "--map-depth", "1")["training"]["G"]["mapping"]["num_layers"] == 1
 
 
 def test_every_command_line_option_has_a_case():
@@ -135,7 +153,8 @@ def test_docs_options_table_lists_exactly_the_declared_options():
     text = (Path(__file__).parent.parent / "docs" / "training.md").read_text()
     table = text.split("## Options", 1)[1].split("\n\n", 3)
     rows = [line for part in table for line in part.splitlines() if line.startswith("| `--")]
-    in_docs = {m for row in rows for m in re.findall(r"`(--[a-z-]+)", row.split("|")[1])}
+    in_docs = {m for row in rows for m in re.findall(r"`(--[a-z0-9-]+)", row.split("|")[1])}
     in_docs = {f for f in in_docs if not f.startswith("--no-")}
-    declared_flags = {d.flag for cls in (RunOptions, Overrides) for d in declared(cls) if d.flag is not None}
-    assert in_docs - {"--cfg", "--dry-run"} == declared_flags
+    options = [d for cls in (RunOptions, Overrides) for d in declared(cls) if d.flag is not None]
+    aliases = {f"--{a}" for d in options for a in d.option.aliases}
+    assert in_docs - {"--cfg", "--dry-run"} == {d.flag for d in options} | aliases

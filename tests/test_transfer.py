@@ -52,3 +52,94 @@ def test_freezed_layers_stay_bit_identical_and_the_rest_moves(data, freezed):
     for k in before:
         same = torch.equal(before[k], after[k])
         assert same == (freezed > 0 and k in frozen), f"{k}: {'unchanged' if same else 'moved'}"
+
+
+def _rgb_dataset(root, n=16, labels=False):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    rnd = np.random.RandomState(1)
+    for i in range(n):
+        Image.fromarray(rnd.randint(0, 255, (32, 32, 3), dtype=np.uint8)).save(root / f"{i:03d}.png")
+    if labels:
+        (root / "dataset.json").write_text(json.dumps({"labels": [[f"{i:03d}.png", i % 3] for i in range(n)]}))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def official_pkl(tmp_path_factory):
+    """A pickle as NVIDIA's training loop writes it, of the network whose outputs NVIDIA's code computed."""
+    from test_official import write_fake_snapshot
+
+    path, _, _ = write_fake_snapshot(tmp_path_factory.mktemp("official"))
+    return str(path)
+
+
+def _trainer(opts, preset="tiny"):
+    from stylegan.training.launch import make_run_dir, prepare
+    from stylegan.training.loop import Trainer
+
+    plan = prepare(opts, preset=preset)
+    return plan, Trainer(plan, 0, "cpu", run_dir=make_run_dir(plan.opts))
+
+
+def test_fine_tune_from_an_official_pickle(tmp_path, official_pkl):
+    import stylegan
+    from stylegan.training.plan import RunOptions
+
+    data = _rgb_dataset(tmp_path / "rgb")
+    opts = RunOptions(data=data, outdir=str(tmp_path / "runs"), resume=official_pkl, device="cpu", quiet=True,
+                      threads=1)
+    plan, trainer = _trainer(opts)
+    assert (plan.cfg.G.channel_base, plan.cfg.G.architecture, plan.cfg.D.architecture) == (1024, "skip", "resnet")
+    assert plan.cfg.batch == 8 and plan.cfg.loss.r1_gamma == 1.0  # the tiny preset's settings
+    assert any("fine-tuning from" in n for n in plan.notes)
+    official = {n: stylegan.load(official_pkl, which=n).state_dict() for n in ("G", "G_ema", "D")}
+    for name in ("G", "G_ema", "D"):  # every weight and buffer is the file's
+        ours = trainer.stepper.networks[name].state_dict()
+        assert ours.keys() == official[name].keys()
+        assert all(torch.equal(ours[k], official[name][k]) for k in ours), name
+    assert trainer.state.cur_nimg == 0  # fresh optimizers and counters
+    result = trainer.run()
+    assert result.state.batch_idx > 0
+    tuned = stylegan.load(result.last_snapshot, which="G").state_dict()
+    moved = [k for k in tuned if not torch.equal(tuned[k], official["G"][k])]
+    assert moved and all(torch.isfinite(v).all() for v in tuned.values())
+
+
+def test_fine_tune_shape_and_label_mismatches_are_clear(tmp_path, official_pkl):
+    from stylegan.training.errors import TrainingSetupError
+    from stylegan.training.plan import RunOptions
+
+    gray = str(make_dataset(tmp_path / "gray", n=8))
+    opts = RunOptions(data=gray, resume=official_pkl, device="cpu", write_files=False)
+    with pytest.raises(TrainingSetupError, match=r"make 32x32x3 images, the dataset is 32x32x1"):
+        _trainer(opts)
+    labelled = _rgb_dataset(tmp_path / "lab", labels=True)
+    import dataclasses
+
+    from stylegan.training.plan import Overrides, plan_run
+
+    cond = Overrides(cond=True)
+    with pytest.raises(TrainingSetupError, match="--fresh-labels"):
+        plan_run(dataclasses.replace(opts, data=labelled), preset="tiny", overrides=cond)
+    plan = plan_run(dataclasses.replace(opts, data=labelled, fresh_labels=True), preset="tiny", overrides=cond)
+    assert plan.cfg.G.c_dim == plan.cfg.D.c_dim == 3 and plan.cfg.G.channel_base == 1024
+
+
+def test_fresh_labels_keep_every_other_weight(tmp_path, official_pkl):
+    import stylegan
+    from stylegan.training.loop import Trainer
+    from stylegan.training.plan import Overrides, RunOptions, plan_run
+
+    opts = RunOptions(data=_rgb_dataset(tmp_path / "lab", labels=True), resume=official_pkl, device="cpu",
+                      write_files=False, fresh_labels=True)
+    trainer = Trainer(plan_run(opts, preset="tiny", overrides=Overrides(cond=True)), 0, "cpu")
+    ours, theirs = trainer.stepper.G_ema.state_dict(), stylegan.load(official_pkl).state_dict()
+    kept = [k for k in ours if k in theirs and ours[k].shape == theirs[k].shape]
+    assert all(torch.equal(ours[k], theirs[k]) for k in kept)
+    assert "mapping.embed.weight" in ours and "mapping.embed.weight" not in theirs  # the fresh label pathway
+    assert {k for k in ours if k not in kept} <= {"mapping.embed.weight", "mapping.embed.bias", "mapping.fc0.weight"}

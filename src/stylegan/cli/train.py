@@ -40,12 +40,14 @@ def _click_option(d: Declared) -> Callable:
     if d.type is bool:
         if o.negatable:
             return click.option(f"{flag}/--no-{flag[2:]}", d.name, default=d.default, show_default=True, help=o.help)
-        return click.option(flag, d.name, is_flag=True, default=d.default, help=o.help)
+        return click.option(flag, *(f"--{a}" for a in o.aliases), d.name, is_flag=True, default=d.default,
+                            help=o.help)
     callback = None
     if o.parse is not None:
         def callback(ctx, param, value, parse=o.parse):  # noqa: ARG001 - click's signature
             return None if value is None else parse(value)
-    return click.option(flag, d.name, type=_click_type(d), default=d.default, callback=callback, help=o.help)
+    flags = [flag] + [f"--{a}" for a in o.aliases]
+    return click.option(*flags, d.name, type=_click_type(d), default=d.default, callback=callback, help=o.help)
 
 
 def declared_options(*classes: type) -> Callable:

@@ -87,6 +87,8 @@ class TrainingConfig:
     # D layers frozen for transfer learning, counted from the input (the ADA paper's freeze-D,
     # stylegan2-ada-pytorch `--freezed`): their parameters get no update.
     freezed: int = 0
+    # Train on a seeded random subset of at most this many images (stylegan2-ada-pytorch `--subset`).
+    subset: Optional[int] = None
     preset: str = ""  # name of the preset this config came from (for the run name and the log)
     # Low precision in the highest resolutions of G and D (`stylegan.nn.precision`); None: the
     # networks as constructed (the presets' fp16 blocks on CUDA, fp32 elsewhere).

@@ -106,7 +106,7 @@ class _TeeStream:
 
 
 def configure_process(device: torch.device, world: int, threads: Optional[int] = None,
-                      retain_malloc: bool = False) -> None:
+                      retain_malloc: bool = False, cudnn_benchmark: bool = True, allow_tf32: bool = False) -> None:
     """Threads, allocator and CUDA flags of one training process."""
     if retain_malloc and device.type == "cpu":
         from ..perf import retain_malloc as _retain
@@ -116,9 +116,9 @@ def configure_process(device: torch.device, world: int, threads: Optional[int] =
         torch.set_num_threads(max(int(threads), 1))
     if device.type == "cuda":
         torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = False  # as the official loop: reproducible fp32
-        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+        torch.backends.cuda.matmul.allow_tf32 = allow_tf32  # off as officially: reproducible fp32
+        torch.backends.cudnn.allow_tf32 = allow_tf32
     elif world > 1 and threads is None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
 
@@ -126,7 +126,8 @@ def configure_process(device: torch.device, world: int, threads: Optional[int] =
 def _run_process(plan: RunPlan, rank: int, device: torch.device, run_dir: Optional[Path],
                  callback: Optional[Callable[[Trainer], None]]) -> TrainResult:
     opts = plan.opts
-    configure_process(device, plan.world, opts.threads, opts.retain_malloc)
+    configure_process(device, plan.world, opts.threads, opts.retain_malloc, cudnn_benchmark=not opts.nobench,
+                      allow_tf32=opts.allow_tf32)
     run_dir = run_dir if rank == 0 else None
     tee = Tee(run_dir / "log.txt") if run_dir is not None and not opts.quiet else nullcontext()
     with tee:

@@ -44,6 +44,7 @@ from .plan import RunPlan, run_record
 from .snapshot import (Resume, TrainingState, fakes_name, read_resume, seed_host_rngs, snapshot_name,
                        write_snapshot)
 from .stepper import OPTIMIZER_KEYS, Stepper
+from .tensorboard import TensorBoardWriter
 
 
 @dataclass
@@ -77,7 +78,8 @@ class Trainer:
         self.write = self.is_leader and run_dir is not None
 
         try:  # planned and validated already: this opens this process's handle
-            self.dataset = open_dataset(plan.data.spec, use_labels=cfg.cond, xflip=cfg.mirror)
+            self.dataset = open_dataset(plan.data.spec, use_labels=cfg.cond, xflip=cfg.mirror, max_size=cfg.subset,
+                                        seed=cfg.seed)
             data = DataStream(self.dataset, cfg.seed, rank, self.world, self.opts.workers)
         except DatasetError as e:
             raise TrainingSetupError(f"cannot open --data {plan.data.spec}: {e}") from None
@@ -89,13 +91,14 @@ class Trainer:
         self.resume: Optional[Resume] = None
         bad_ticks = 0
         if self.opts.resume:
-            self.resume = read_resume(self.opts.resume, cfg, OPTIMIZER_KEYS)
+            self.resume = read_resume(self.opts.resume, cfg, OPTIMIZER_KEYS, fresh_labels=self.opts.fresh_labels)
             progress = self.stepper.restore(self.resume)
             if progress is not None:
                 self.ticks = TickCounters(progress.cur_tick, progress.tick_start_nimg, progress.last_snapshot)
                 bad_ticks = progress.bad_ticks
         self.monitor = DivergenceMonitor(self.opts.nan_ticks, bad_ticks=bad_ticks)
         self.stop_requests = StopRequests()
+        self.tensorboard: Optional[TensorBoardWriter] = None
         self._metrics_disabled = False
 
     @property
@@ -156,6 +159,14 @@ class Trainer:
         cols, rows = self.grid_shape
         with self.writing(path, "the fakes grid"):
             save_grid(torch.cat(imgs), path, rows=rows, cols=cols)
+        if self.tensorboard is not None and path.name != "fakes_init.png":
+            from PIL import Image
+
+            with Image.open(path) as im:
+                grid = np.asarray(im)
+            with self.writing(self.run_dir, "TensorBoard events into"):
+                self.tensorboard.image("Fakes", grid if grid.ndim == 3 else grid[:, :, None],
+                                       self.stepper.counters.cur_nimg / 1000, time.time())
 
     def save_snapshot(self, path: Path) -> None:
         # The progress as the next tick starts: a resumed run continues from there.
@@ -184,6 +195,8 @@ class Trainer:
             if self.write:
                 with self.writing(self.run_dir, "the metric results into"):
                     append_metric_jsonl(self.run_dir, result, snapshot=snapshot)
+                    if self.tensorboard is not None:
+                        self.tensorboard.metric(result["results"], self.stepper.counters.cur_nimg / 1000, time.time())
                 vals = " ".join(f"{k} {v:.4g}" for k, v in result["results"].items())
                 self.log(f"metric {name}: {vals} ({result.get('total_time_str', '')})")
 
@@ -270,6 +283,9 @@ class Trainer:
             path = self.run_dir / "stats.jsonl"
             with self.writing(path, "the tick statistics"), open(path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
+            if self.tensorboard is not None:
+                with self.writing(self.run_dir, "TensorBoard events into"):
+                    self.tensorboard.tick(record, cur_nimg / 1000, record["timestamp"])
         return stop
 
     def _snapshot_and_metrics(self) -> None:
@@ -314,8 +330,16 @@ class Trainer:
             raise TrainingDataError(msg, last) from None
 
     def run(self) -> TrainResult:
-        with self.stop_requests.installed():
-            return self._run()
+        if self.write and self.opts.tensorboard:
+            self.tensorboard, why_not = TensorBoardWriter.open(self.run_dir, time.time())
+            if why_not:
+                self.log(why_not)
+        try:
+            with self.stop_requests.installed():
+                return self._run()
+        finally:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
 
     def _run(self) -> TrainResult:
         cfg, counters, ticks = self.cfg, self.stepper.counters, self.ticks

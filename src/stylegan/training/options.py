@@ -27,6 +27,7 @@ class Option:
     dotted ("loss.r1_gamma"); empty for run options and for overrides applied by a rule. rule: where
     that rule lives, when there is one. choices / low / high / low_open: allowed values. parse: text
     -> value for the command line (e.g. a comma list). negatable: a boolean shown as --x/--no-x.
+    aliases: further flag names for the same option (stylegan3's `--tick` for `--kimg-per-tick`).
     """
 
     help: str
@@ -39,6 +40,7 @@ class Option:
     low_open: bool = False
     parse: Optional[Callable[[str], Any]] = None
     negatable: bool = False
+    aliases: tuple[str, ...] = ()  # other flag names (without dashes), e.g. the official spelling
 
     def flag(self, field_name: str) -> Optional[str]:
         """The command-line flag ('--nan-ticks'), None for Python-only options."""

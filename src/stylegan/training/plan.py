@@ -30,6 +30,7 @@ from .options import declared, option, replace_path
 from .presets import DataShape, resolve_preset
 from .schedule import largest_divisor_at_most, make_schedule, micro_batch
 from .snapshot import newest_intact_snapshot
+from .transfer import is_foreign, read_foreign_networks, transfer_config
 
 
 def parse_metrics(spec: str) -> tuple[str, ...]:
@@ -67,6 +68,12 @@ class RunOptions:
                                     low=1)
     max_minutes: Optional[float] = option(None, "Also stop (with a final snapshot) at the first tick after this "
                                                 "many minutes.", low=0, low_open=True)
+    fresh_labels: bool = option(False, "Fine-tuning from --resume: start the label embedding of G and D afresh, for "
+                                       "data whose classes differ from the file's (every other weight is kept).")
+    tensorboard: bool = option(True, "Write TensorBoard events beside stats.jsonl (when the tensorboard package is "
+                                     "installed).", negatable=True)
+    nobench: bool = option(False, "CUDA: disable cuDNN benchmarking (stylegan2-ada-pytorch --nobench).")
+    allow_tf32: bool = option(False, "CUDA: allow TF32 in matmuls and convolutions (faster, not bit-reproducible).")
     retain_malloc: bool = option(True, "CPU: keep freed memory for reuse instead of unmapping it (faster; "
                                        "process-wide, see docs/performance.md).", negatable=True)
     compile: bool = option(False, "torch.compile G and D for the main phases (R1 / path length stay eager; falls "
@@ -99,15 +106,28 @@ class Overrides:
                                           "bgcf, bgcfn, bgcfnc (default bgc).", rule=_AUG)
     g_arch: Optional[str] = option(None, "Generator architecture.", choices=_ARCHS, rule=_ARCH)
     d_arch: Optional[str] = option(None, "Discriminator architecture.", choices=_ARCHS, rule=_ARCH)
-    map_layers: Optional[int] = option(None, "Mapping network depth.", cli="map", to="G.mapping.num_layers", low=0)
+    map_layers: Optional[int] = option(None, "Mapping network depth.", cli="map", aliases=("map-depth",),
+                                       to="G.mapping.num_layers", low=0)
     lr: Optional[float] = option(None, "Learning rate of G and D.", to=("G_opt.lr", "D_opt.lr"), low=0,
                                  low_open=True)
+    glr: Optional[float] = option(None, "Learning rate of G (after --lr).", to="G_opt.lr", low=0, low_open=True)
+    dlr: Optional[float] = option(None, "Learning rate of D (after --lr).", to="D_opt.lr", low=0, low_open=True)
+    cbase: Optional[int] = option(None, "Capacity multiplier: channels = min(cbase / resolution, cmax), G and D.",
+                                  to=("G.channel_base", "D.channel_base"), low=1)
+    cmax: Optional[int] = option(None, "Max. feature maps of G and D.", to=("G.channel_max", "D.channel_max"), low=1)
+    mbstd_group: Optional[int] = option(None, "Minibatch-std group size.", to="D.mbstd_group_size", low=1)
+    freezed: Optional[int] = option(None, "Freeze the first N layers of D, counted from the input (transfer "
+                                          "learning; stylegan2-ada-pytorch --freezed).", to="freezed", low=0)
+    subset: Optional[int] = option(None, "Train on a seeded random subset of at most N images.", to="subset", low=1)
     ema: Optional[float] = option(None, "G_ema half-life in kimg.", to="ema_kimg", low=0)
-    kimg_per_tick: Optional[float] = option(None, "Tick length in kimg.", to="kimg_per_tick", low=0, low_open=True)
+    kimg_per_tick: Optional[float] = option(None, "Tick length in kimg.", to="kimg_per_tick", aliases=("tick",),
+                                            low=0, low_open=True)
     precision: Optional[str] = option(None, "16-bit (bf16 / fp16) in the 4 highest resolutions of G and D, clamp "
                                             "256, the rest fp32 (docs/performance.md); default: the preset's "
                                             "networks as constructed.", choices=PRECISIONS,
                                       rule="apply_overrides: Precision(name)")
+    fp32: Optional[bool] = option(None, "Everything in fp32 (the official --fp32; same as --precision fp32).",
+                                  rule="apply_overrides: Precision('fp32')")
 
 
 @dataclass(frozen=True)
@@ -177,6 +197,9 @@ def check_config(cfg: TrainingConfig, world: int) -> None:
         raise TrainingSetupError(f"unknown loss kind {cfg.loss.kind!r}")
     if cfg.kimg_per_tick <= 0:
         raise TrainingSetupError("--kimg-per-tick must be positive")
+    if cfg.freezed and (cfg.D.version == 1 or cfg.D.growing):
+        raise TrainingSetupError("--freezed applies to StyleGAN2 discriminators (the official count); "
+                                 f"the {cfg.preset or 'configured'} D grows progressively")
     if cfg.loss.pl_batch_shrink < 1:
         raise TrainingSetupError("pl_batch_shrink must be >= 1")
     low = cfg.precision is not None and cfg.precision.dtype != "fp32"
@@ -227,6 +250,8 @@ def apply_overrides(cfg: TrainingConfig, o: Overrides) -> TrainingConfig:
         cfg = with_architectures(cfg, o.g_arch, o.d_arch)
     if o.precision is not None:
         cfg = cfg.replace(precision=Precision(o.precision))
+    if o.fp32:
+        cfg = cfg.replace(precision=Precision("fp32"))
     return cfg
 
 
@@ -289,11 +314,11 @@ def _snapshot_config(snapshot: Path) -> tuple[Optional[TrainingConfig], Optional
     return cfg, info.get("run", {}).get("data")
 
 
-def _open_data(spec: str, cond: bool, rank: int):
+def _open_data(spec: str, cond: bool, rank: int, subset: Optional[int] = None, seed: int = 0):
     """Open the data, rank 0 first (it may convert a builtin dataset into the cache)."""
     def open_():
         try:
-            return open_dataset(spec, use_labels=cond, xflip=False)
+            return open_dataset(spec, use_labels=cond, xflip=False, max_size=subset, seed=seed)
         except DatasetError as e:
             raise TrainingSetupError(f"cannot open --data {spec}: {e}") from None
 
@@ -337,7 +362,8 @@ def plan_run(opts: RunOptions, *, cfg: Optional[TrainingConfig] = None, preset: 
     snapshot, resume_notes = find_snapshot(opts.resume) if opts.resume else (None, ())
     data = opts.data
     from_snapshot = False
-    if cfg is None and preset is None and snapshot is not None:
+    foreign = read_foreign_networks(snapshot) if snapshot is not None and is_foreign(snapshot) else None
+    if foreign is None and cfg is None and preset is None and snapshot is not None:
         cfg, saved_data = _snapshot_config(snapshot)
         from_snapshot = cfg is not None
         data = data or saved_data
@@ -347,14 +373,24 @@ def plan_run(opts: RunOptions, *, cfg: Optional[TrainingConfig] = None, preset: 
     world = _world(opts, device)
     if from_snapshot and overrides.cond is not None and overrides.cond != cfg.cond:
         raise TrainingSetupError("--cond/--no-cond cannot change when resuming a snapshot (the networks differ)")
-    cond = cfg.cond if cfg is not None else bool(overrides.cond)
-    ds = _open_data(data, cond, rank)
+    if foreign is not None and cfg is None:  # the file's label count decides, unless the user says
+        cond = bool(overrides.cond) if overrides.cond is not None else foreign.G.c_dim > 0
+    else:
+        cond = cfg.cond if cfg is not None else bool(overrides.cond)
+    subset = overrides.subset if overrides.subset is not None else (cfg.subset if cfg is not None else None)
+    seed = overrides.seed if overrides.seed is not None else (cfg.seed if cfg is not None else 0)
+    ds = _open_data(data, cond, rank, subset, seed)
 
     try:
         if cfg is None:
             shape = DataShape(resolution=ds.resolution, channels=ds.num_channels,
                               c_dim=ds.label_dim if cond else 0, gpus=world)
             cfg = resolve_preset(preset or "auto", shape).replace(cond=cond)
+            if foreign is not None:
+                cfg, transfer_notes = transfer_config(cfg, foreign, resolution=ds.resolution, channels=ds.num_channels,
+                                                      label_dim=ds.label_dim, cond=cond,
+                                                      fresh_labels=opts.fresh_labels)
+                resume_notes += transfer_notes
             if overrides.aug is None:
                 overrides = dataclasses.replace(overrides, aug="ada")  # the official default
         cfg = apply_overrides(cfg, overrides)
