@@ -27,8 +27,8 @@ from stylegan import Generator, GeneratorConfig, MappingConfig
 from stylegan.cli import main
 from stylegan.explore import ExploreConfig, create_app
 from stylegan.explore import app as explore_app
-from stylegan.explore.params import (DEFAULT_CLASS, DEFAULT_VIEW, PAGE_SETTINGS, PER_REQUEST_KEYS, QUERY_KEYS, View,
-                                     page_defaults, parse_view, view_query)
+from stylegan.explore.params import (DEFAULT_CLASS, DEFAULT_VIEW, EDIT_SLIDER_RANGE, PAGE_SETTINGS, PER_REQUEST_KEYS,
+                                     QUERY_KEYS, View, page_defaults, parse_view, view_query)
 from stylegan.io.images import to_uint8
 from stylegan.models.config import StyleGAN1Options
 from stylegan.synth.projector import PixelMSE, project
@@ -200,7 +200,7 @@ def test_a_bad_parameter_is_400_naming_it_and_an_internal_error_is_500(client, m
     r = client.get("/api/mixing", params={"seed": 1})  # a ParamError raised while rendering
     assert r.status_code == 400 and r.json()["error"].startswith("mix_seed:")
 
-    def broken(G, view, stored=None):
+    def broken(G, view, stored=None, offset=None):
         raise ValueError("a bug deep in the library")
 
     with monkeypatch.context() as m, caplog.at_level(logging.ERROR, logger="stylegan.explore"):
@@ -423,7 +423,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "explore.md"
 def test_the_page_gets_its_defaults_from_the_python_declaration(client, G):
     served = client.get("/api/defaults").json()
     assert served == {"view": page_defaults(), "conditional_class": str(DEFAULT_CLASS),
-                      "project_steps": SMALL.project_steps, "max_project_steps": SMALL.max_project_steps}
+                      "project_steps": SMALL.project_steps, "max_project_steps": SMALL.max_project_steps,
+                      "edit_slider_range": list(EDIT_SLIDER_RANGE), "ganspace_samples": SMALL.ganspace_samples,
+                      "max_ganspace_samples": SMALL.max_ganspace_samples}
     # the page keeps every key of the View but the per-request ones, and its defaults are View()'s
     view = {k: v for k, v in served["view"].items() if k not in PAGE_SETTINGS}
     assert set(view) == set(QUERY_KEYS) - set(PER_REQUEST_KEYS) - set(PAGE_SETTINGS)
@@ -431,8 +433,9 @@ def test_the_page_gets_its_defaults_from_the_python_declaration(client, G):
     # and a view's query reads back as the same view
     other = View(seed=7, psi=0.7, cutoff=2, noise_mode="random", noise_strength=0.25, mix_seed=3,
                  mix_styles=(0, 1, 2, 3), fmt="jpeg", quality=80, std_samples=8, anim_seeds=(1, 2, 5),
-                 anim_space="w", anim_t=0.25)
+                 anim_space="w", anim_t=0.25, dirs="g3", edit=((0, 1.5), (3, -2.0)), edit_layers=(0, 1, 4))
     assert view_query(other)["anim_seeds"] == "1-2,5"
+    assert view_query(other)["edit"] == "0:1.5,3:-2" and view_query(other)["edit_layers"] == "0-1,4"
     assert parse_view(view_query(other), G) == other
 
 

@@ -3,8 +3,9 @@ Debian's chromedriver) against the real server on 127.0.0.1.
 
 Moves the psi slider with the keyboard and types a seed, checks the pixels the page shows against
 the library's images, drags the seed fifty times and checks the last image wins with a few renders,
-runs a short projection and watches its progress, downloads the PNG and the w. Set
-EXPLORE_SCREENSHOT=PATH to keep its screenshot (the README's, of the demo's trained network, comes
+runs a short projection and watches its progress, downloads the PNG and the w, moves an Edit slider
+and sees the library's edited image. Set EXPLORE_SCREENSHOT=PATH to keep its screenshot
+(EXPLORE_EDIT_SCREENSHOT=PATH: the Edit panel's) (the README's, of the demo's trained network, comes
 from scripts/explorer-screenshot.py).
 
 scripts/test.sh installs the browser (scripts/setup-browser.sh); this test skips only where no
@@ -20,11 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from stylegan.explore import ExploreConfig, create_app
 from stylegan.explore.server import serve_in_thread
+from stylegan.io.images import to_uint8
 from stylegan.synth.projector import PixelMSE
+from stylegan.synth.sample import z_from_seeds
 from test_explore import reference, tiny  # the API tests' networks and the library's images
 
 R = 64
@@ -223,6 +227,36 @@ def test_explorer_in_a_real_browser(G, server, browser, tmp_path):
     wait_for(lambda: message.is_displayed() and "cutoff=99 is out of range" in message.text, what="the message")
     driver.execute_script("window.explorer.set({cutoff: ''})")
     wait_for(lambda: not message.is_displayed(), what="the message to clear")
+
+    # the Edit panel: SeFa is there when the page opens; a slider moved with the keyboard edits the
+    # image exactly as the library does, the address bar keeps the edit, Reset undoes it
+    from stylegan.synth.directions import edit_offset
+    from stylegan.synth.sefa import sefa_directions
+
+    driver.execute_script("window.explorer.set({seed: '21', psi: '1'})")
+    plain = shown(driver, seed=21, psi="1")
+    slider = wait_for(lambda: next(iter(driver.find_elements(By.ID, "edit-0")), None), what="the edit sliders")
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#edit-sliders input[type=range]")) == 8
+    driver.execute_script("arguments[0].focus()", slider)
+    for _ in range(10):  # ten steps of 0.1: one standard deviation of W along SeFa's first direction
+        slider.send_keys(Keys.ARROW_RIGHT)
+    moved = shown(driver, seed=21, psi="1", edit="0%3A1")
+    assert np.abs(moved.astype(int) - plain).mean() > 1  # the picture changed
+    d = sefa_directions(G)
+    with torch.no_grad():
+        ws = G.mapping(z_from_seeds([21], G.z_dim), None) + edit_offset(d, {0: 1.0})
+        expect = to_uint8(G.synthesis(ws, noise_mode="const"))[0].numpy()
+    assert np.array_equal(moved, expect)
+    assert "edit=0%3A1" in driver.current_url
+    assert driver.find_element(By.ID, "edit-0-out").text == "+1.0σ"
+    edit_shot = tmp_path / "edit-panel.png"
+    driver.find_element(By.ID, "edit-card").screenshot(str(edit_shot))
+    if os.environ.get("EXPLORE_EDIT_SCREENSHOT"):
+        shutil.copy(edit_shot, os.environ["EXPLORE_EDIT_SCREENSHOT"])
+    driver.find_element(By.ID, "edit-reset").click()
+    wait_for(lambda: "edit=" not in driver.execute_script("return document.getElementById('img-main').dataset.query"),
+             what="the unedited image")
+    assert np.array_equal(shown(driver, seed=21, psi="1"), plain) and "edit=" not in driver.current_url
 
     # the view of the screenshot: mixing and stochastic variation beside the image, projection below
     driver.execute_script("window.explorer.set({seed: '11', psi: '0.8', mix_seed: '3', mix: 'coarse', var: '1', "

@@ -36,10 +36,13 @@ from starlette.staticfiles import StaticFiles
 from ..device import resolve_device
 from ..io.load import load
 from ..nn import WeightCache, weight_cache
+from ..synth.directions import directions_bytes
 from ..synth.projector import Distance, resolve_distance
+from .editing import DirectionStore
 from .errors import BadRequest, NotFound, ParamError, UploadTooLarge
 from .network import NetworkSource, network_info, network_source
-from .params import DEFAULT_CLASS, View, page_defaults, parse_projection, parse_view
+from .params import (DEFAULT_CLASS, EDIT_SLIDER_RANGE, View, page_defaults, parse_directions_request, parse_projection,
+                     parse_view)
 from .projection import ProjectionJob, ProjectionRequest
 from .render_queue import DROPPED, RenderQueue
 from .render import (decode_upload, decode_w, encode, encode_w, render_animation, render_image,
@@ -61,6 +64,8 @@ class ExploreConfig:
     max_project_steps: int = 5000
     w_avg_samples: int = ProjectionRequest.w_avg_samples  # projector's W statistics (official: 10k)
     preview_every: int = ProjectionRequest.preview_every  # projection preview every N steps
+    ganspace_samples: int = 100_000        # default W samples of a GANSpace run started from the page
+    max_ganspace_samples: int = 2_000_000
 
 
 class Explorer:
@@ -77,6 +82,7 @@ class Explorer:
         self._ids = itertools.count(1)
         self._distance = distance
         self._distance_lock = threading.Lock()
+        self.directions = DirectionStore(self.new_id)
 
     def new_id(self, prefix: str) -> str:
         """'u7', 'p8': ids the server gives out (the browser never sends a path, only these)."""
@@ -100,6 +106,14 @@ class Explorer:
             raise ParamError(f"w={wid} has shape {tuple(ws.shape)}; this network needs "
                              f"[1, {self.G.num_ws}, {self.G.w_dim}]")
         return ws
+
+    def network_name(self) -> str:
+        return "" if self.source is None else (self.snapshot or self.source.path.name)
+
+    def edit_offset(self, view: View) -> torch.Tensor | None:
+        """The ws offset of the view's edit (None: no edit); call on the render thread (SeFa is
+        computed there the first time)."""
+        return self.directions.offset(view.dirs, view.edit, view.edit_layers, self.G)
 
     def distance(self) -> Distance:
         with self._distance_lock:
@@ -126,6 +140,7 @@ class Explorer:
             raise ParamError(f"snapshot: {e}") from None
         self.G = load(path, device=self.device)
         self.snapshot = name
+        self.directions.network_changed(self.G)
 
     def job(self, job_id: str) -> ProjectionJob:
         job = self.jobs.get(job_id)
@@ -147,13 +162,14 @@ class Explorer:
     def shutdown(self) -> None:
         for job in self.jobs.values():
             job.cancel()
+        self.directions.shutdown()
         self.queue.shutdown()
 
 
 # ----------------------------------------------------------------------------------- helpers
 
 Handler = Callable[[Explorer, Request], Awaitable[Response]]
-Draw = Callable[[torch.nn.Module, View, "torch.Tensor | None"], np.ndarray]
+Draw = Callable[[torch.nn.Module, View, "torch.Tensor | None", "torch.Tensor | None"], np.ndarray]
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -192,7 +208,7 @@ async def _render(ex: Explorer, request: Request, name: str, draw: Draw) -> Resp
     def job() -> tuple[bytes, float]:
         start = time.perf_counter()
         with weight_cache(ex.weights):
-            img = draw(ex.G, view, ex.stored_w(view.w_id))
+            img = draw(ex.G, view, ex.stored_w(view.w_id), ex.edit_offset(view))
         return encode(img, view.fmt, view.quality), (time.perf_counter() - start) * 1e3
 
     result = await ex.queue.run(job, f"{client}/{name}" if client else None)
@@ -206,8 +222,9 @@ async def _render(ex: Explorer, request: Request, name: str, draw: Draw) -> Resp
     return Response(data, media_type=f"image/{view.fmt}", headers=headers)
 
 
-def _draw_animation(G: torch.nn.Module, view: View, stored: torch.Tensor | None) -> np.ndarray:
-    return render_animation(G, view)  # the loop runs through seeds, never through a stored w
+def _draw_animation(G: torch.nn.Module, view: View, stored: torch.Tensor | None,
+                    offset: torch.Tensor | None) -> np.ndarray:
+    return render_animation(G, view, offset)  # the loop runs through seeds, never through a stored w
 
 
 # ----------------------------------------------------------------------------------- handlers
@@ -222,7 +239,10 @@ async def defaults(ex: Explorer, request: Request) -> Response:
     """Every default the page starts from, declared once in Python (params.py, ExploreConfig)."""
     return JSONResponse({"view": page_defaults(), "conditional_class": str(DEFAULT_CLASS),
                          "project_steps": ex.config.project_steps,
-                         "max_project_steps": ex.config.max_project_steps})
+                         "max_project_steps": ex.config.max_project_steps,
+                         "edit_slider_range": list(EDIT_SLIDER_RANGE),
+                         "ganspace_samples": ex.config.ganspace_samples,
+                         "max_ganspace_samples": ex.config.max_ganspace_samples})
 
 
 async def network(ex: Explorer, request: Request) -> Response:
@@ -260,7 +280,7 @@ async def animation(ex: Explorer, request: Request) -> Response:
 async def download_w(ex: Explorer, request: Request) -> Response:
     """The current ws as .npz, for `stylegan generate --projected-w`."""
     view = parse_view(request.query_params, ex.G)
-    ws = await ex.queue.run(lambda: view_ws(ex.G, view, ex.stored_w(view.w_id)))
+    ws = await ex.queue.run(lambda: view_ws(ex.G, view, ex.stored_w(view.w_id), ex.edit_offset(view)))
     return Response(encode_w(ws), media_type="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{_file_stem(view)}-w.npz"'})
 
@@ -306,6 +326,56 @@ async def cancel_projection(ex: Explorer, request: Request) -> Response:
     return JSONResponse(job.status())
 
 
+async def list_directions(ex: Explorer, request: Request) -> Response:
+    """Edit panel: the sets of directions (SeFa of the network, computed on the first call; GANSpace
+    results; uploaded files), each with its components' values and style inputs."""
+    store = ex.directions
+    await ex.queue.run(lambda: store.ensure_sefa(ex.G, ex.network_name()))
+    return JSONResponse({"sets": [s.summary() for s in store.sets.values()],
+                         "jobs": [j.status() for j in store.jobs.values()]})
+
+
+async def compute_directions(ex: Explorer, request: Request) -> Response:
+    """Compute a set: `method=sefa` (`layers`: its style inputs) -> `{"dirs": id}` at once;
+    `method=ganspace` (`samples`) -> `{"job": id}`, running beside the renders."""
+    req = parse_directions_request(request.query_params, ex.G, ex.config.ganspace_samples,
+                                   ex.config.max_ganspace_samples)
+    store = ex.directions
+    if req.method == "sefa":
+        s = await ex.queue.run(lambda: store.sefa_on(ex.G, req.layers, ex.network_name()))
+        return JSONResponse({"dirs": s.id, "set": s.summary()})
+    job = await ex.queue.run(lambda: store.start_ganspace(ex.G, req.samples, ex.network_name()))
+    return JSONResponse({"job": job.id})
+
+
+async def directions_job(ex: Explorer, request: Request) -> Response:
+    """A GANSpace job's state and samples done; its set `dirs` once done or cancelled."""
+    return JSONResponse(ex.directions.job_status(request.path_params["job"], ex.G))
+
+
+async def cancel_directions_job(ex: Explorer, request: Request) -> Response:
+    """Stop a GANSpace job (the samples so far make its result) -> its state."""
+    job = ex.directions.job(request.path_params["job"])
+    job.cancel()
+    return JSONResponse(job.status())
+
+
+async def upload_directions(ex: Explorer, request: Request) -> Response:
+    """Upload a direction file (the body; `name`: its file name) -> `{"dirs": id}`."""
+    data = await _read_body(request, ex.config.max_upload_bytes)
+    name = Path(request.query_params.get("name", "")).name[:100]
+    s = ex.directions.upload(data, name, ex.G)
+    return JSONResponse({"dirs": s.id, "set": s.summary()})
+
+
+async def download_directions(ex: Explorer, request: Request) -> Response:
+    """A set of directions (`dirs`) as a direction file, for `stylegan edit`."""
+    view = parse_view(request.query_params, ex.G)
+    s = await ex.queue.run(lambda: ex.directions.get(view.dirs, ex.G))
+    return Response(directions_bytes(s.directions), media_type="application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="directions-{s.id}.npz"'})
+
+
 async def stats(ex: Explorer, request: Request) -> Response:
     """Renders done and stale requests dropped."""
     return JSONResponse({"renders": ex.queue.renders, "dropped": ex.queue.dropped})
@@ -334,6 +404,12 @@ ROUTES: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/project/{job}", projection_status),
     Endpoint("GET", "/api/project/{job}/preview", projection_preview),
     Endpoint("POST", "/api/project/{job}/cancel", cancel_projection),
+    Endpoint("GET", "/api/directions", list_directions),
+    Endpoint("POST", "/api/directions", compute_directions),
+    Endpoint("GET", "/api/directions/job/{job}", directions_job),
+    Endpoint("POST", "/api/directions/job/{job}/cancel", cancel_directions_job),
+    Endpoint("POST", "/api/directions/upload", upload_directions),
+    Endpoint("GET", "/api/directions.npz", download_directions),
     Endpoint("GET", "/api/stats", stats),
 )
 

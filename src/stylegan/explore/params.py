@@ -29,6 +29,10 @@ FORMATS = ("png", "jpeg")
 MAX_ANIM_SEEDS = 64
 STD_SAMPLES_RANGE = (2, 256)
 DEFAULT_CLASS = 0               # a conditional network's class when the query names none
+EDIT_ALPHA_RANGE = (-10.0, 10.0)  # an edit's strengths, in standard deviations of W along a direction
+EDIT_SLIDER_RANGE = (-5.0, 5.0)   # the page's sliders (typed values may go to EDIT_ALPHA_RANGE)
+EDIT_SLIDERS = 8                # sliders the page shows: the strongest components
+MAX_COMPONENT = 4095
 _W_ID = re.compile(r"[a-z0-9]{1,16}")
 
 
@@ -53,6 +57,9 @@ class View:
     anim_seeds: tuple[int, ...] = (0, 1, 2, 3)
     anim_space: str = "z"             # slerp in Z or lerp in W
     anim_t: float = 0.0               # position in the loop, [0, 1)
+    dirs: str = "sefa"                # the set of directions edits use (SeFa of the network, computed on load)
+    edit: tuple[tuple[int, float], ...] = ()  # (component, strength) pairs, added to the ws last
+    edit_layers: tuple[int, ...] = ()  # style inputs an edit changes (empty: the set's own)
 
 
 DEFAULT_VIEW = View()
@@ -62,7 +69,8 @@ QUERY_KEYS: Mapping[str, str] = MappingProxyType({
     "seed": "seed", "w": "w_id", "psi": "psi", "cutoff": "cutoff", "class": "class_idx",
     "noise": "noise_mode", "noise_strength": "noise_strength", "mix_seed": "mix_seed",
     "mix": "mix_styles", "fmt": "fmt", "quality": "quality", "std_samples": "std_samples",
-    "anim_seeds": "anim_seeds", "anim_space": "anim_space", "t": "anim_t",
+    "anim_seeds": "anim_seeds", "anim_space": "anim_space", "t": "anim_t", "dirs": "dirs", "edit": "edit",
+    "edit_layers": "edit_layers",
 })
 # Keys set per request, never kept in the page's state: JPEG quality (scripts), the loop position.
 PER_REQUEST_KEYS = ("quality", "t")
@@ -72,6 +80,7 @@ PAGE_SETTINGS: Mapping[str, str] = MappingProxyType({
     "mix": "coarse",
     "var": "",          # "1": show the stochastic-variation strip
     "speed": "0.5",     # animation loop, seeds per second
+    "edit_n": str(EDIT_SLIDERS),  # Edit panel: sliders shown
 })
 
 
@@ -92,6 +101,8 @@ def _query_value(value: object) -> str:
         return ""
     if isinstance(value, float):
         return format(value, ".12g")  # 1.0 -> '1', as the page's sliders write it
+    if isinstance(value, tuple) and value and isinstance(value[0], tuple):
+        return ",".join(f"{k}:{format(a, '.12g')}" for k, a in value)  # an edit: '0:1.5,3:-2'
     if isinstance(value, tuple):
         return _range_spec(value)
     return str(value)
@@ -188,6 +199,50 @@ def _anim_seeds(query) -> tuple[int, ...]:
     return seeds
 
 
+def _edit(query) -> tuple[tuple[int, float], ...]:
+    """'0:1.5,3:-2' -> ((0, 1.5), (3, -2.0)): strengths of components, each named once."""
+    raw = _one(query, "edit")
+    if raw is None:
+        return ()
+    out: list[tuple[int, float]] = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        k, sep, a = part.partition(":")
+        try:
+            k_i, a_f = int(k), float(a)
+        except ValueError:
+            raise ParamError(f"edit: expected component:strength pairs like 0:1.5,3:-2, got {part!r}") from None
+        lo, hi = EDIT_ALPHA_RANGE
+        if not sep or not 0 <= k_i <= MAX_COMPONENT or not math.isfinite(a_f) or not lo <= a_f <= hi:
+            raise ParamError(f"edit: {part!r} needs a component in 0..{MAX_COMPONENT} and a strength in {lo:g}..{hi:g}")
+        if any(k_i == j for j, _ in out):
+            raise ParamError(f"edit: component {k_i} is named twice")
+        out.append((k_i, a_f))
+    return tuple(out)
+
+
+def _dirs(query) -> str:
+    """The id of a set of directions: only ids the server gives out, never a path."""
+    dirs = _one(query, "dirs") or DEFAULT_VIEW.dirs
+    if not _W_ID.fullmatch(dirs):
+        raise ParamError(f"dirs must name a set of directions of this server, got {dirs!r}")
+    return dirs
+
+
+def _layers(query, key: str, num_ws: int) -> tuple[int, ...]:
+    """Style inputs: '' -> (); 'all' | 'coarse' | 'middle' | 'fine' | '0-3,6' -> indices of this network."""
+    spec = _one(query, key)
+    if spec is None:
+        return ()
+    if spec.lower() == "all":
+        return tuple(range(num_ws))
+    try:
+        return tuple(style_indices(spec, num_ws))
+    except ValueError as e:
+        raise ParamError(f"{key}: unknown layer range {spec!r} ({e})") from None
+
+
 def parse_view(query: Mapping[str, str], G) -> View:
     """Validate the query against the network G (its num_ws, c_dim) -> View."""
     d = DEFAULT_VIEW
@@ -207,7 +262,28 @@ def parse_view(query: Mapping[str, str], G) -> View:
         anim_seeds=_anim_seeds(query),
         anim_space=_choice(query, "anim_space", d.anim_space, ("z", "w")),
         anim_t=_float(query, "t", d.anim_t, 0.0, 1.0) % 1.0,
+        dirs=_dirs(query),
+        edit=_edit(query),
+        edit_layers=_layers(query, "edit_layers", G.num_ws),
     )
+
+
+@dataclass(frozen=True)
+class DirectionsRequest:
+    """A set of directions computed from the page: SeFa of some style inputs, or GANSpace."""
+
+    method: str
+    layers: tuple[int, ...] = ()   # sefa: the style inputs factorized (empty: all)
+    samples: int = 0               # ganspace: W samples
+
+
+def parse_directions_request(query: Mapping[str, str], G, default_samples: int, max_samples: int
+                             ) -> DirectionsRequest:
+    """`method` (sefa | ganspace), `layers` (sefa), `samples` (ganspace, up to max_samples)."""
+    method = _choice(query, "method", "sefa", ("sefa", "ganspace"))
+    if method == "sefa":
+        return DirectionsRequest("sefa", layers=_layers(query, "layers", G.num_ws))
+    return DirectionsRequest("ganspace", samples=_int(query, "samples", default_samples, 2, max_samples))
 
 
 def parse_projection(query: Mapping[str, str], base: ProjectionRequest, max_steps: int) -> ProjectionRequest:
@@ -219,4 +295,4 @@ def parse_projection(query: Mapping[str, str], base: ProjectionRequest, max_step
 
 __all__ = ["ParamError", "View", "DEFAULT_VIEW", "DEFAULT_CLASS", "QUERY_KEYS", "PER_REQUEST_KEYS", "PAGE_SETTINGS",
            "parse_view", "parse_styles", "parse_projection", "view_query", "page_defaults", "MAX_SEED", "NOISE_MODES",
-           "FORMATS"]
+           "FORMATS", "DirectionsRequest", "parse_directions_request", "EDIT_ALPHA_RANGE", "EDIT_SLIDER_RANGE", "EDIT_SLIDERS"]

@@ -47,9 +47,10 @@ def scaled_noise(G, factor: float) -> Iterator[None]:
 
 
 @torch.no_grad()
-def view_ws(G, view: View, stored: torch.Tensor | None = None) -> torch.Tensor:
+def view_ws(G, view: View, stored: torch.Tensor | None = None, offset: torch.Tensor | None = None) -> torch.Tensor:
     """ws [1, num_ws, w_dim] of the main image: the seed's (or the stored w's) truncated ws, with
-    `mix_styles` taken from `mix_seed` when mixing."""
+    `mix_styles` taken from `mix_seed` when mixing, plus the edit's `offset` [num_ws, w_dim]
+    (`editing.DirectionStore.offset`) last."""
     dev = G.device
     if stored is not None:
         ws = G.truncate(stored.to(dev), view.psi, view.cutoff)
@@ -59,24 +60,28 @@ def view_ws(G, view: View, stored: torch.Tensor | None = None) -> torch.Tensor:
         other = seed_ws(G, [view.mix_seed], psi=view.psi, cutoff=view.cutoff, class_idx=view.class_idx,
                         device=dev)
         ws = mix_ws(ws, other, view.mix_styles)
-    return ws
+    return ws if offset is None else ws + offset.to(ws.device, ws.dtype)
 
 
 @torch.no_grad()
-def render_image(G, view: View, stored: torch.Tensor | None = None) -> np.ndarray:
+def render_image(G, view: View, stored: torch.Tensor | None = None, offset: torch.Tensor | None = None) -> np.ndarray:
     """The main image, uint8 [R, R, C]."""
     with scaled_noise(G, view.noise_strength):
-        return render(G, view_ws(G, view, stored), view.noise_mode)[0]
+        return render(G, view_ws(G, view, stored, offset), view.noise_mode)[0]
 
 
 @torch.no_grad()
-def render_mixing(G, view: View, stored: torch.Tensor | None = None) -> np.ndarray:
-    """StyleGAN Fig. 3 for one pair: [first source | second source | mix] as uint8 [R, 3 R, C]."""
+def render_mixing(G, view: View, stored: torch.Tensor | None = None, offset: torch.Tensor | None = None
+                  ) -> np.ndarray:
+    """StyleGAN Fig. 3 for one pair: [first source | second source | mix] as uint8 [R, 3 R, C]. An
+    edit moves all three (the offset is the same on every style input it touches, so the mix of
+    the edited sources is the edited mix: the main image)."""
     if view.mix_seed is None:
         raise ParamError("mix_seed: style mixing needs a second seed")
-    first = view_ws(G, replace(view, mix_seed=None), stored)
+    first = view_ws(G, replace(view, mix_seed=None), stored, offset)
     second = seed_ws(G, [view.mix_seed], psi=view.psi, cutoff=view.cutoff, class_idx=view.class_idx,
                      device=G.device)
+    second = second if offset is None else second + offset.to(second.device, second.dtype)
     mixed = mix_ws(first, second, view.mix_styles)
     with scaled_noise(G, view.noise_strength):
         tiles = render(G, torch.cat([first, second, mixed]), view.noise_mode)
@@ -84,10 +89,11 @@ def render_mixing(G, view: View, stored: torch.Tensor | None = None) -> np.ndarr
 
 
 @torch.no_grad()
-def render_variation(G, view: View, stored: torch.Tensor | None = None) -> np.ndarray:
+def render_variation(G, view: View, stored: torch.Tensor | None = None, offset: torch.Tensor | None = None
+                     ) -> np.ndarray:
     """StyleGAN Fig. 4 for one w: NOISE_DRAWS_SHOWN random-noise renders | per-pixel std map over
     `std_samples` draws (normalised to its maximum), as uint8 [R, (NOISE_DRAWS_SHOWN + 1) R, C]."""
-    ws = view_ws(G, view, stored)
+    ws = view_ws(G, view, stored, offset)
     with scaled_noise(G, view.noise_strength):
         std, draws = noise_std_map(G, ws, max(view.std_samples, NOISE_DRAWS_SHOWN))
     std_img = np.repeat(std_map_to_uint8(std, None)[:, :, None], G.img_channels, axis=2)
@@ -96,9 +102,9 @@ def render_variation(G, view: View, stored: torch.Tensor | None = None) -> np.nd
 
 
 @torch.no_grad()
-def render_animation(G, view: View) -> np.ndarray:
+def render_animation(G, view: View, offset: torch.Tensor | None = None) -> np.ndarray:
     """The frame at position `anim_t` of a loop through `anim_seeds` (slerp in Z or lerp in W), the
-    interpolation of `stylegan video`; uint8 [R, R, C]."""
+    interpolation of `stylegan video`, plus the edit's offset; uint8 [R, R, C]."""
     dev = G.device
     seeds = list(view.anim_seeds)
     c = class_labels(G, 1, view.class_idx, dev)
@@ -109,6 +115,8 @@ def render_animation(G, view: View) -> np.ndarray:
     else:
         keys = seed_ws(G, seeds, psi=view.psi, cutoff=view.cutoff, class_idx=view.class_idx, device=dev)
         ws = interpolation_latents(keys, [frame], ANIM_STEPS_PER_SEED, "w")
+    if offset is not None:
+        ws = ws + offset.to(ws.device, ws.dtype)
     with scaled_noise(G, view.noise_strength):
         return render(G, ws, view.noise_mode)[0]
 

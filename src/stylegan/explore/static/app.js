@@ -8,7 +8,7 @@
 // file holds no copy of them, so the page and the API cannot disagree on what an absent key means.
 "use strict";
 
-let defaults = null;       // api/defaults: {view, conditional_class, project_steps, max_project_steps}
+let defaults = null;       // api/defaults: {view, conditional_class, project_steps, ..., edit_slider_range, ganspace_samples}
 const state = {};          // query key -> value, as strings; filled by start()
 const UNTRUNCATED = "1";   // psi that shows a w as it is (whatever the default psi)
 const CLIENT = Math.random().toString(36).slice(2, 10);  // names this page's requests for stale dropping
@@ -16,6 +16,7 @@ const $ = (id) => document.getElementById(id);
 const slots = {};          // panel -> {sent, shown, url}
 let net = null;            // /api/network
 let playing = false;
+let dirSets = {};          // Edit panel: /api/directions' sets by id
 let animT = 0;
 
 // ------------------------------------------------------------------ requests
@@ -36,6 +37,7 @@ function saveUrl() {
   history.replaceState(null, "", s ? `?${s}` : location.pathname);
   $("download-png").href = `api/image?${query({ fmt: "png", download: "1" })}`;
   $("download-w").href = `api/w.npz?${query()}`;
+  $("edit-download").href = `api/directions.npz?${new URLSearchParams({ dirs: state.dirs })}`;
 }
 
 function showMessage(text) {
@@ -125,6 +127,7 @@ function describe() {
   const strength = state.noise_strength !== defaults.view.noise_strength ? ` ×${state.noise_strength}` : "";
   parts.push(`noise ${state.noise}${strength}`);
   if (state.mix_seed) parts.push(`mixed with seed ${state.mix_seed} (${state.mix || "no styles"})`);
+  if (state.edit) parts.push(`edit ${state.edit} (${dirSets[state.dirs] ? dirSets[state.dirs].label : state.dirs})`);
   if (net) parts.push(`${net.resolution}×${net.resolution}`);
   $("caption").textContent = parts.join(" · ");
   $("mix-label-a").textContent = state.w ? `latent ${state.w}` : `seed ${state.seed}`;
@@ -158,6 +161,7 @@ function syncControls() {
   $("anim-space").value = state.anim_space;
   $("anim-speed").value = state.speed;
   $("anim-speed-out").textContent = `${Number(state.speed).toFixed(2)} seeds/s`;
+  syncEdit();
 }
 
 function bind() {
@@ -195,6 +199,7 @@ function bind() {
   $("anim-play").addEventListener("click", () => (playing ? stop() : play()));
   $("snapshot").addEventListener("change", (e) => switchSnapshot(e.target.value));
   bindProjection();
+  bindEdit();
 }
 
 // ------------------------------------------------------------------ network panel
@@ -234,6 +239,7 @@ async function switchSnapshot(name) {
   const r = await fetch(`api/network?snapshot=${encodeURIComponent(name)}`, { method: "POST" });
   if (!r.ok) { showMessage(await errorText(r)); return; }
   fillNetwork(await r.json());
+  await loadDirections();  // SeFa of the new network
   syncControls();
   refresh();
 }
@@ -307,6 +313,148 @@ async function pollProjection(id) {
   }
 }
 
+// ------------------------------------------------------------------ edit
+
+// state.edit is "component:strength" pairs, e.g. "0:1.5,3:-2"; a slider at 0 drops its pair.
+function editPairs() {
+  const m = new Map();
+  for (const part of (state.edit || "").split(",")) {
+    const [k, a] = part.split(":");
+    if (part && a !== undefined) m.set(Number(k), a);
+  }
+  return m;
+}
+
+function setStrength(k, a) {
+  const m = editPairs();
+  if (Number(a) === 0) m.delete(k); else m.set(k, a);
+  set({ edit: [...m].sort((x, y) => x[0] - y[0]).map(([c, v]) => `${c}:${v}`).join(",") });
+}
+
+function currentSet() { return dirSets[state.dirs] || null; }
+
+function buildSliders() {
+  const box = $("edit-sliders");
+  const d = currentSet();
+  const [lo, hi] = defaults.edit_slider_range;
+  const n = d ? Math.min(Number(state.edit_n) || 0, d.count, d.values.length) : 0;
+  const rows = [];
+  for (let k = 0; k < n; k++) {
+    const row = document.createElement("div");
+    row.className = "row edit-slider";
+    const label = document.createElement("label");
+    label.htmlFor = `edit-${k}`;
+    label.textContent = d.names[k].replace("component ", "c");
+    label.title = `${d.names[k]}: ${d.value_name} ${d.values[k].toPrecision(4)}, W's std along it ${d.scales[k].toPrecision(4)}`;
+    const input = document.createElement("input");
+    Object.assign(input, { id: `edit-${k}`, type: "range", min: lo, max: hi, step: "0.1" });
+    input.dataset.k = String(k);
+    input.addEventListener("input", (e) => setStrength(k, e.target.value));
+    const out = document.createElement("output");
+    out.id = `edit-${k}-out`;
+    row.append(label, input, out);
+    rows.push(row);
+  }
+  box.replaceChildren(...rows);
+  syncEdit();
+}
+
+function syncEdit() {
+  if (!defaults) return;
+  const d = currentSet();
+  const m = editPairs();
+  for (const input of document.querySelectorAll("#edit-sliders input")) {
+    const a = m.get(Number(input.dataset.k)) || "0";
+    input.value = a;
+    $(`${input.id}-out`).textContent = `${Number(a) > 0 ? "+" : ""}${Number(a).toFixed(1)}σ`;
+  }
+  $("edit-dirs").value = state.dirs;
+  $("edit-layers").value = state.edit_layers;
+  $("edit-n").value = state.edit_n;
+  $("edit-own-layers").textContent = d ? `own: ${d.layers}` : "";
+  const info = d ? `${d.count} directions, ${d.samples.toLocaleString("en-US")} W samples; sliders in standard deviations of W along each` : "";
+  $("edit-info").textContent = d && d.warning ? `${info}. Note: ${d.warning}` : info;
+}
+
+function fillDirections(sets) {
+  dirSets = Object.fromEntries(sets.map((d) => [d.id, d]));
+  $("edit-dirs").replaceChildren(...sets.map((d) => new Option(d.label, d.id)));
+}
+
+async function loadDirections() {
+  try {
+    const r = await getJson("api/directions");
+    fillDirections(r.sets);
+  } catch (e) {
+    showMessage(`directions: ${e.message}`);
+    return;
+  }
+  if (!dirSets[state.dirs]) {  // a link to a set this server no longer has
+    if (state.edit) showMessage(`directions ${state.dirs} are gone (sets live as long as the server): edit reset`);
+    Object.assign(state, { dirs: defaults.view.dirs, edit: "" });
+  }
+  buildSliders();
+}
+
+async function useNewSet(r, what = "") {
+  if (!r.ok) { showMessage(`${what}${await errorText(r)}`); return; }
+  const dirs = (await r.json()).dirs;
+  await loadDirections();
+  set({ dirs, edit: "" });
+  buildSliders();
+}
+
+let ganspaceJob = null;
+
+async function startGanspace() {
+  const r = await fetch(`api/directions?${new URLSearchParams({ method: "ganspace", samples: $("ganspace-samples").value })}`, { method: "POST" });
+  if (!r.ok) { showMessage(await errorText(r)); return; }
+  ganspaceJob = (await r.json()).job;
+  $("ganspace-cancel").disabled = false;
+  $("ganspace-progress").hidden = false;
+  const id = ganspaceJob;
+  while (ganspaceJob === id) {
+    const q = await fetch(`api/directions/job/${id}`);
+    if (!q.ok) { showMessage(await errorText(q)); break; }
+    const s = await q.json();
+    $("ganspace-progress").max = s.total;
+    $("ganspace-progress").value = s.done;
+    $("ganspace-status").textContent = `GANSpace ${s.state}: ${s.done.toLocaleString("en-US")} / ${s.total.toLocaleString("en-US")} samples`;
+    if (s.state !== "running") {
+      $("ganspace-cancel").disabled = true;
+      if (s.error) showMessage(`GANSpace failed: ${s.error}`);
+      if (s.dirs) {
+        await loadDirections();
+        set({ dirs: s.dirs, edit: "" });
+        buildSliders();
+      }
+      break;
+    }
+    await new Promise((res) => setTimeout(res, 250));
+  }
+}
+
+function bindEdit() {
+  $("edit-dirs").addEventListener("change", (e) => { set({ dirs: e.target.value, edit: "" }); buildSliders(); });
+  $("edit-layers").addEventListener("change", (e) => set({ edit_layers: e.target.value.trim() }));
+  $("edit-n").addEventListener("change", (e) => { set({ edit_n: e.target.value }); buildSliders(); });
+  $("edit-reset").addEventListener("click", () => set({ edit: "" }));
+  $("sefa-compute").addEventListener("click", async () => {
+    const q = new URLSearchParams({ method: "sefa", layers: $("sefa-layers").value });
+    await useNewSet(await fetch(`api/directions?${q}`, { method: "POST" }));
+  });
+  $("ganspace-start").addEventListener("click", startGanspace);
+  $("ganspace-cancel").addEventListener("click", async () => {
+    if (ganspaceJob) await fetch(`api/directions/job/${ganspaceJob}/cancel`, { method: "POST" });
+  });
+  $("dirs-file").addEventListener("change", async (e) => {
+    const file = e.target.files[0];
+    if (!file) return;
+    const r = await fetch(`api/directions/upload?${new URLSearchParams({ name: file.name })}`, { method: "POST", body: file });
+    await useNewSet(r, `${file.name}: `);
+  });
+}
+
 // ------------------------------------------------------------------ animation
 
 function countSeeds(spec) {  // '0-3,7' -> 5 (the server validates; this only paces the loop)
@@ -351,6 +499,8 @@ function loadState() {
   for (const [k, v] of new URLSearchParams(location.search)) if (k in defaults.view) state[k] = v;
   $("proj-steps").value = defaults.project_steps;
   $("proj-steps").max = defaults.max_project_steps;
+  $("ganspace-samples").value = defaults.ganspace_samples;
+  $("ganspace-samples").max = defaults.max_ganspace_samples;
 }
 
 async function start() {
@@ -367,6 +517,8 @@ async function start() {
   syncControls();
   refresh();
   window.explorer = { state, slots, set };  // for tests and the console
+  await loadDirections();  // the first call computes SeFa on the server
+  syncControls();
 }
 
 start();
