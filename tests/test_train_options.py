@@ -33,6 +33,7 @@ CASES = {
     "--data": (["--data", "{other}"], {"run.data": "{other}"}),
     "--outdir": (["--outdir", "elsewhere"], {"run.outdir": "elsewhere"}),
     "--desc": (["--desc", "mine"], {"run.desc": "mine"}),
+    "--run-dir": (["--run-dir", "fixed"], {"run.run_dir": "fixed"}),
     "--device": (["--device", "cpu"], {"run.device": "cpu"}),
     "--gpus": (["--gpus", "2"], {"run.gpus": 2, "run.world_size": 2}),
     "--resume": (["--resume", "{snapshot}"], {"run.resume": "{snapshot}"}),

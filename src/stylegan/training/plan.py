@@ -53,8 +53,8 @@ class RunOptions:
     data: Optional[str] = option(None, "Training data: folder, zip, or builtin:mnist / builtin:emoji64 ... "
                                        "(default: the resumed snapshot's).")
     outdir: str = option("runs", "Where run directories are made.")
-    run_dir: Optional[str] = option(None, "Explicit run directory (default: the next numbered one in outdir).",
-                                    cli="")
+    run_dir: Optional[str] = option(None, "Explicit run directory (default: the next numbered one in outdir); "
+                                          "a fixed one lets a requeued job find its run again.")
     desc: Optional[str] = option(None, "Run directory name after the number (default: from the options).")
     device: str = option("auto", "cpu, cuda, cuda:N, mps, or auto.")
     gpus: int = option(1, "Processes: GPUs (CUDA) or CPU processes.", low=1)
