@@ -132,3 +132,33 @@ def test_cli_project_errors(G, tmp_path):
     res = runner.invoke(main, ["project", "--network", str(net), "--target", str(bad),
                                "--lpips", str(tmp_path / "vgg16.pt")])
     assert res.exit_code != 0 and "no such file" in res.output
+
+
+@pytest.mark.parametrize("save_video", ["--save-video", "--save-video=true", "--save-video=False"])
+def test_cli_project_takes_projector_py_options(G, target, tmp_path, monkeypatch, save_video):
+    """The official projector.py command line: --num-steps, --seed, --save-video (a flag here, and the
+    official BOOL value too); the video holds target | projection for every step."""
+    import stylegan.synth.projector as projector
+
+    net = tmp_path / "tiny.safetensors"
+    stylegan.save_checkpoint(net, {"G_ema": G})
+    img = tmp_path / "target.png"
+    save_image(to_uint8(target)[0], img)
+    monkeypatch.setattr(projector, "resolve_distance", lambda *a, **k: PixelMSE())  # keep it fast
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["project", f"--outdir={out}", f"--target={img}", f"--network={net}",
+                                    "--num-steps=4", "--seed=303", save_video, "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert (out / "projected_w.npz").is_file()
+    if save_video.endswith("False"):
+        assert not (out / "proj.mp4").exists()
+        return
+    frames = read_video(out / "proj.mp4")
+    assert frames.shape == (4, R, 2 * R, 3)  # one frame per step, target on the left
+    tgt, proj = (np.asarray(Image.open(out / n)).astype(int) for n in ("target.png", "proj.png"))
+    left, right = frames[-1][:, :R].astype(int), frames[-1][:, R:].astype(int)
+
+    def d(a, b):
+        return np.abs(a - b).mean()
+
+    assert d(left, tgt) < d(left, proj) and d(right, proj) < d(right, tgt)  # H.264 is lossy: nearer, not equal

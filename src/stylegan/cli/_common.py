@@ -60,3 +60,14 @@ def use_precision(G, name: str, device: torch.device):
         return precision_context(G, name, device, warn=False)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+
+
+def bool_flag(*names: str, default: bool = False, **kwargs):
+    """A flag that also takes the official tools' BOOL value: `--save-video`, `--save-video=false`,
+    `--mirror=1`, `--mirror 0`.
+
+    NVIDIA's scripts declare booleans as `type=bool` options that need a value (`--mirror=1`); ours
+    are flags. Click's optional-value option accepts both, so official command lines keep working
+    and ours stay short. The value is never taken from a following `--option`."""
+    return click.option(*names, type=click.BOOL, is_flag=False, flag_value=True, default=default,
+                        show_default=True, metavar="[BOOL]", **kwargs)

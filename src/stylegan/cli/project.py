@@ -6,20 +6,21 @@ from pathlib import Path
 
 import click
 
-from ._common import device_option, load_network, resolve_device
+from ._common import bool_flag, device_option, load_network, resolve_device
 
 
 @click.command("project")
 @click.option("--network", "network_path", required=True, help="Checkpoint (.safetensors) or official .pkl.")
 @click.option("--target", "target_path", required=True, help="Image to project (center-cropped, resized).")
-@click.option("--steps", "num_steps", type=click.IntRange(min=1), default=1000, show_default=True,
+@click.option("--steps", "--num-steps", "num_steps", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Optimisation steps.")
 @click.option("--w-plus", is_flag=True, help="Optimise one w per style input (W+) instead of a single w.")
 @click.option("--seed", type=int, default=303, show_default=True, help="Seed of the noise initialisation.")
 @click.option("--lpips", "lpips_path", default=None, type=click.Path(),
               help="Official LPIPS vgg16.pt (file or folder). Default: the detector cache, else the "
                    "offline EfficientNet-Lite0 proxy distance.")
-@click.option("--save-video", is_flag=True, help="Also write proj.mp4 (target | projection over the steps).")
+@bool_flag("--save-video", help="Also write proj.mp4 (target | projection over the steps); takes the "
+                               "official projector.py's BOOL too (--save-video=false).")
 @click.option("--video-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Use every N-th step in proj.mp4.")
 @click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional networks).")
