@@ -1,4 +1,5 @@
 """Interpolation videos (synth.video) and the `video` command."""
+import click
 import numpy as np
 import pytest
 import torch
@@ -9,8 +10,8 @@ from stylegan import Generator, GeneratorConfig, MappingConfig
 from stylegan.cli import main
 from stylegan.io.images import to_uint8
 from stylegan.synth.figures import seed_ws
-from stylegan.synth.video import (interpolation_frames, lerp, num_loop_frames, read_video, slerp, video_format,
-                                  write_video)
+from stylegan.synth.video import (cubic_loop, interpolation_frames, interpolation_latents, keyframe_seeds, lerp,
+                                  num_loop_frames, read_video, slerp, video_format, write_video)
 
 R = 16
 
@@ -99,9 +100,9 @@ def test_video_format():
 def test_cli_video(network, tmp_path, fmt):
     out = tmp_path / f"loop.{fmt}"
     res = CliRunner().invoke(main, ["video", "--network", str(network), "--seeds", "0-3", "--space", "w",
-                                    "--frames", "2", "--grid", "1x2", "--out", str(out), "--device", "cpu"])
+                                    "--frames", "2", "--grid", "2x1", "--out", str(out), "--device", "cpu"])
     assert res.exit_code == 0, res.output
-    assert read_video(out).shape == (4, R, 2 * R, 3)
+    assert read_video(out).shape == (4, R, 2 * R, 3)  # --grid WxH: 2 wide, 1 high
 
 
 def test_cli_video_errors(network, tmp_path):
@@ -114,3 +115,93 @@ def test_cli_video_errors(network, tmp_path):
     assert res.exit_code != 0 and "does not look like a gif" in res.output
     res = runner.invoke(main, ["video", "--network", str(tmp_path / "missing.pkl"), "--seeds", "0-2"])
     assert res.exit_code != 0 and "no such network file" in res.output
+
+
+# ------------------------------------------------------------------ stylegan3's gen_video.py options
+
+def official_layout(seeds, grid_w, grid_h, num_keyframes=None, shuffle_seed=None):
+    """gen_video.py's seed layout, restated from its gen_interp_video (cell after cell, row-major)."""
+    if num_keyframes is None:
+        assert len(seeds) % (grid_w * grid_h) == 0
+        num_keyframes = len(seeds) // (grid_w * grid_h)
+    all_seeds = np.zeros(num_keyframes * grid_h * grid_w, dtype=np.int64)
+    for idx in range(num_keyframes * grid_h * grid_w):
+        all_seeds[idx] = seeds[idx % len(seeds)]
+    if shuffle_seed is not None:
+        np.random.RandomState(seed=shuffle_seed).shuffle(all_seeds)
+    return all_seeds.tolist()
+
+
+@pytest.mark.parametrize("num_keyframes,shuffle_seed", [(None, None), (None, 7), (5, None), (5, 3)])
+def test_keyframe_seeds_follow_gen_video(num_keyframes, shuffle_seed):
+    seeds = list(range(10, 22))
+    got = keyframe_seeds(seeds, (2, 3), num_keyframes, shuffle_seed)  # (rows, cols) = grid 3x2
+    assert got == official_layout(seeds, 3, 2, num_keyframes, shuffle_seed)
+    assert len(got) == 6 * (num_keyframes or 2)
+    with pytest.raises(ValueError, match="split evenly"):
+        keyframe_seeds(list(range(5)), (2, 3))
+    assert keyframe_seeds([1, 2], (1, 1), num_keyframes=5) == [1, 2, 1, 2, 1]  # cycles
+
+
+def test_cubic_loop_is_gen_videos_spline():
+    from scipy.interpolate import interp1d
+
+    rng = np.random.default_rng(0)
+    for k in (1, 2, 5):
+        keys = rng.standard_normal((k, 3, 4)).astype(np.float32)
+        wraps = 2  # gen_video.py's interpolation, as written there
+        x = np.arange(-k * wraps, k * (wraps + 1))
+        official = interp1d(x, np.tile(keys, [wraps * 2 + 1, 1, 1]), kind="cubic", axis=0)
+        t = np.linspace(0, k, 7 * k, endpoint=False)
+        assert np.allclose(cubic_loop(keys, t), official(t), rtol=0, atol=1e-12)
+        assert np.allclose(cubic_loop(keys, np.arange(k)), keys, atol=1e-6)  # through the keyframes
+        assert np.allclose(cubic_loop(keys, [k]), keys[:1], atol=1e-6)  # t = K is t = 0: a loop
+    keys = rng.standard_normal((4, 2)).astype(np.float32)
+    eps = 1e-4  # smooth across the seam: the slope just before K equals the slope just after 0
+    before = (cubic_loop(keys, [4 - eps]) - cubic_loop(keys, [4 - 2 * eps])) / eps
+    after = (cubic_loop(keys, [eps]) - cubic_loop(keys, [0])) / eps
+    assert np.allclose(before, after, atol=1e-2)
+
+
+def test_cubic_frames_pass_through_the_keyframes(G):
+    seeds, fpk = [0, 1, 2], 3
+    frames = list(interpolation_frames(G, seeds, "w", fpk, interp="cubic"))
+    assert len(frames) == 9
+    with torch.no_grad():
+        keys = to_uint8(G.synthesis(seed_ws(G, seeds))).numpy()
+    for i in range(len(seeds)):
+        assert np.abs(frames[i * fpk].astype(int) - keys[i]).max() <= 1
+    linear = list(interpolation_frames(G, seeds, "w", fpk))
+    assert not np.array_equal(frames[1], linear[1])  # between keyframes the curves differ
+    with pytest.raises(ValueError, match="use space 'w'"):
+        next(interpolation_frames(G, seeds, "z", fpk, interp="cubic"))
+    with pytest.raises(ValueError, match="use space 'w'"):
+        interpolation_latents(torch.zeros(3, 4), [0], 2, "z", interp="cubic")
+
+
+def test_grid_is_width_x_height_as_gen_video():
+    from stylegan.cli.video import _grid
+
+    assert _grid(None, None, "4x2") == (2, 4) and _grid(None, None, "3,1") == (1, 3)
+    with pytest.raises(click.BadParameter, match="width x height"):
+        _grid(None, None, "4")
+
+
+def test_cli_takes_a_gen_video_command_line(network, tmp_path):
+    """`python gen_video.py --output=lerp.mp4 --trunc=1 --seeds=0-31 --grid=4x2 --network=...` as
+    stylegan3's README writes it, smaller: 3 wide x 2 high, 2 keyframes per cell, 2 frames each."""
+    out = tmp_path / "lerp.mp4"
+    res = CliRunner().invoke(main, ["video", f"--output={out}", "--trunc=1", "--seeds=0-11", "--grid=3x2",
+                                    "--w-frames=2", f"--network={network}", "--space", "w", "--interp", "cubic",
+                                    "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert read_video(out).shape == (4, 2 * R, 3 * R, 3)
+    out2 = tmp_path / "more.gif"  # --num-keyframes cycles the seeds; --shuffle-seed permutes them
+    res = CliRunner().invoke(main, ["video", "--network", str(network), "--seeds", "0-2", "--num-keyframes", "4",
+                                    "--shuffle-seed", "1", "--w-frames", "2", "--grid", "2x1", "--output", str(out2),
+                                    "--space", "w", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert read_video(out2).shape == (8, R, 2 * R, 3)
+    res = CliRunner().invoke(main, ["video", "--network", str(network), "--seeds", "0-3", "--interp", "cubic",
+                                    "--output", str(tmp_path / "z.gif")])
+    assert res.exit_code != 0 and "add --space w" in res.output

@@ -1,8 +1,11 @@
-"""Latent interpolation videos: a loop through the seeds' latents, slerp in Z or lerp in W.
+"""Latent interpolation videos: a loop through the seeds' latents, slerp in Z, lerp or a cubic
+spline in W.
 
 `interpolation_frames` yields uint8 frames; `write_video` writes them as mp4 (imageio-ffmpeg,
 H.264) or GIF (Pillow). A loop of K seeds with F frames per seed has K*F frames; frame K*F (one
-past the end) equals frame 0, so the video repeats seamlessly.
+past the end) equals frame 0, so the video repeats seamlessly. `keyframe_seeds` lays seeds out
+over a grid of loops as stylegan3's `gen_video.py` does (`--num-keyframes`, `--shuffle-seed`), and
+the 'cubic' curve is that script's (a cubic spline through the keyframes tiled on both sides).
 """
 from __future__ import annotations
 
@@ -56,17 +59,45 @@ def loop_positions(frame_indices: Sequence[int], num_keys: int, frames_per_seed:
     return a, (a + 1) % num_keys, (f % frames_per_seed) / frames_per_seed
 
 
+INTERPOLATIONS = ("linear", "cubic")
+CUBIC_WRAPS = 2  # keyframe copies on each side of the loop, as gen_video.py's `wraps`
+
+
+def cubic_loop(keys: np.ndarray, t: np.ndarray, wraps: int = CUBIC_WRAPS) -> np.ndarray:
+    """The looping cubic curve of stylegan3's gen_video.py: keys [K, ...] at t = 0 .. K-1, t in
+    keyframe units (wrapping at K) -> [len(t), ...] float64.
+
+    The official script fits scipy's `interp1d(kind='cubic')` (a not-a-knot cubic spline, i.e.
+    `make_interp_spline(k=3)`) through the keyframes repeated 2 wraps + 1 times, so the curve is
+    smooth through the seam; we evaluate the same spline, so the same ws give the same frames."""
+    from scipy.interpolate import make_interp_spline
+
+    keys = np.asarray(keys, dtype=np.float64)
+    k = keys.shape[0]
+    x = np.arange(-k * wraps, k * (wraps + 1))
+    y = np.tile(keys, (2 * wraps + 1,) + (1,) * (keys.ndim - 1))
+    return make_interp_spline(x, y, k=3, axis=0)(np.mod(np.asarray(t, dtype=np.float64), k))
+
+
 def interpolation_latents(keys: torch.Tensor, frame_indices: Sequence[int], frames_per_seed: int,
-                          space: str) -> torch.Tensor:
-    """keys [K, ...] (z [K, z_dim] for 'z', ws [K, num_ws, w_dim] for 'w') -> [len(frames), ...]."""
+                          space: str, *, interp: str = "linear") -> torch.Tensor:
+    """keys [K, ...] (z [K, z_dim] for 'z', ws [K, num_ws, w_dim] for 'w') -> [len(frames), ...].
+
+    interp 'linear': slerp in Z, lerp in W; 'cubic' (W only): gen_video.py's spline (`cubic_loop`)."""
+    if interp not in INTERPOLATIONS:
+        raise ValueError(f"interp must be one of {INTERPOLATIONS}, got {interp!r}")
+    if space not in ("z", "w"):
+        raise ValueError(f"space must be 'z' or 'w', got {space!r}")
+    if interp == "cubic":
+        if space != "w":
+            raise ValueError("cubic interpolation runs in W (as stylegan3's gen_video.py): use space 'w'")
+        t = np.asarray(frame_indices, dtype=np.float64) / frames_per_seed
+        out = cubic_loop(keys.detach().cpu().numpy(), t)
+        return torch.from_numpy(out).to(keys.device, keys.dtype)
     a, b, t = loop_positions(frame_indices, keys.shape[0], frames_per_seed)
     ka, kb = keys[torch.from_numpy(a).to(keys.device)], keys[torch.from_numpy(b).to(keys.device)]
     tt = torch.from_numpy(t).to(keys.device, keys.dtype)
-    if space == "z":
-        return slerp(ka, kb, tt)
-    if space == "w":
-        return lerp(ka, kb, tt)
-    raise ValueError(f"space must be 'z' or 'w', got {space!r}")
+    return slerp(ka, kb, tt) if space == "z" else lerp(ka, kb, tt)
 
 
 def _split_cells(seeds: Sequence[int], grid: tuple[int, int]) -> list[list[int]]:
@@ -75,8 +106,8 @@ def _split_cells(seeds: Sequence[int], grid: tuple[int, int]) -> list[list[int]]
     if rows < 1 or cols < 1:
         raise ValueError(f"grid must be at least 1x1, got {rows}x{cols}")
     if len(seeds) % cells != 0:
-        raise ValueError(f"{len(seeds)} seeds do not split evenly over a {rows}x{cols} grid "
-                         f"(give a multiple of {cells})")
+        raise ValueError(f"{len(seeds)} seeds do not split evenly over {cells} grid cells ({rows} row(s) x "
+                         f"{cols} column(s)): give a multiple of {cells}, or a number of keyframes per cell")
     k = len(seeds) // cells
     return [list(seeds[i * k:(i + 1) * k]) for i in range(cells)]
 
@@ -86,19 +117,51 @@ def num_loop_frames(seeds: Sequence[int], frames_per_seed: int, grid: tuple[int,
     return len(_split_cells(seeds, grid)[0]) * frames_per_seed
 
 
+def keyframe_seeds(seeds: Sequence[int], grid: tuple[int, int] = (1, 1), num_keyframes: int | None = None,
+                   shuffle_seed: int | None = None) -> list[int]:
+    """The seeds of every cell's keyframes, cell after cell (row-major), as stylegan3's gen_video.py
+    lays them out, so its `--seeds`, `--grid`, `--num-keyframes` and `--shuffle-seed` pick the same
+    latents here.
+
+    Without `num_keyframes` the seeds must split evenly over the rows x cols cells. With it, every
+    cell gets that many keyframes, taken from `seeds` in order and cycling when they run out.
+    `shuffle_seed` then permutes them with NumPy's RandomState(shuffle_seed).shuffle."""
+    rows, cols = grid
+    cells = rows * cols
+    if rows < 1 or cols < 1:
+        raise ValueError(f"grid must be at least 1x1, got {rows}x{cols}")
+    if not seeds:
+        raise ValueError("no seeds")
+    if num_keyframes is None:
+        _split_cells(seeds, grid)  # the even-split check and its message
+        num_keyframes = len(seeds) // cells
+    if num_keyframes < 1:
+        raise ValueError(f"num_keyframes must be >= 1, got {num_keyframes}")
+    layout = np.array([seeds[i % len(seeds)] for i in range(num_keyframes * cells)], dtype=np.int64)
+    if shuffle_seed is not None:
+        np.random.RandomState(seed=shuffle_seed).shuffle(layout)
+    return [int(s) for s in layout]
+
+
 @torch.no_grad()
 def interpolation_frames(G, seeds: Sequence[int], space: str = "z", frames_per_seed: int = 30, *,
                          psi: float = 1.0, cutoff: int | None = None, noise_mode: NoiseMode = "const",
                          class_idx: int | None = None, grid: tuple[int, int] = (1, 1),
-                         num_frames: int | None = None, batch: int = 8, device=None) -> Iterator[np.ndarray]:
+                         num_frames: int | None = None, batch: int = 8, device=None,
+                         interp: str = "linear") -> Iterator[np.ndarray]:
     """Yield uint8 frames [H, W, C] (or [rows H, cols W, C] for a grid of loops).
 
     Each grid cell loops through its own consecutive share of `seeds` (seeds[i K:(i+1) K]). Z: slerp
     between the seeds' z, then mapping (with psi/cutoff); W: the seeds' ws are mapped (and
-    truncated) first, then lerped. `num_frames` defaults to one loop; more frames keep looping.
+    truncated) first, then lerped, or with interp='cubic' followed along gen_video.py's spline.
+    `num_frames` defaults to one loop; more frames keep looping.
     """
     if space not in ("z", "w"):
         raise ValueError(f"space must be 'z' or 'w', got {space!r}")
+    if interp == "cubic" and space != "w":
+        raise ValueError("cubic interpolation runs in W (as stylegan3's gen_video.py): use space 'w'")
+    if interp not in INTERPOLATIONS:
+        raise ValueError(f"interp must be one of {INTERPOLATIONS}, got {interp!r}")
     if frames_per_seed < 1:
         raise ValueError("frames_per_seed must be >= 1")
     dev = torch.device(device) if device is not None else next(G.parameters()).device
@@ -116,7 +179,7 @@ def interpolation_frames(G, seeds: Sequence[int], space: str = "z", frames_per_s
     cache = WeightCache()  # kept across frames (a generator cannot hold a `with` across yields)
     for start in range(0, total, batch):
         idx = list(range(start, min(start + batch, total)))
-        lat = torch.stack([interpolation_latents(keys[c], idx, frames_per_seed, space)
+        lat = torch.stack([interpolation_latents(keys[c], idx, frames_per_seed, space, interp=interp)
                            for c in range(len(cells))], dim=1)  # [B, cells, ...]
         flat = lat.flatten(0, 1)
         ws = mapping(flat) if space == "z" else flat
@@ -226,5 +289,5 @@ def read_video(path: str | os.PathLike) -> np.ndarray:
     return np.stack(frames)
 
 
-__all__ = ["lerp", "slerp", "loop_positions", "interpolation_latents", "num_loop_frames",
-           "interpolation_frames", "video_format", "write_video", "read_video"]
+__all__ = ["lerp", "slerp", "loop_positions", "cubic_loop", "interpolation_latents", "num_loop_frames",
+           "keyframe_seeds", "interpolation_frames", "video_format", "write_video", "read_video"]
