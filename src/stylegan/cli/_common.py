@@ -71,3 +71,16 @@ def bool_flag(*names: str, default: bool = False, **kwargs):
     and ours stay short. The value is never taken from a following `--option`."""
     return click.option(*names, type=click.BOOL, is_flag=False, flag_value=True, default=default,
                         show_default=True, metavar="[BOOL]", **kwargs)
+
+
+def dash_underscores(token: str) -> str:
+    """Option names with '_' read as '-': `--projected_w` is `--projected-w`.
+
+    The official READMEs print `--projected_w` and `--max_images`, which their own scripts refuse
+    (stylegan2-ada-pytorch issues #273, #302); users paste those lines, so the commands that stand
+    in for the official tools take both spellings (click's token_normalize_func: option names and
+    choice values only, never other values such as paths or metric ids)."""
+    return token.replace("_", "-")
+
+
+OFFICIAL_SPELLINGS = {"token_normalize_func": dash_underscores}  # context_settings of those commands

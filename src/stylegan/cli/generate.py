@@ -7,10 +7,10 @@ import click
 import numpy as np
 import torch
 
-from ._common import device_option, load_network, precision_option, resolve_device, use_precision
+from ._common import OFFICIAL_SPELLINGS, device_option, load_network, precision_option, resolve_device, use_precision
 
 
-@click.command("generate")
+@click.command("generate", context_settings=OFFICIAL_SPELLINGS)
 @click.option("--network", "network_path", required=True, help="Checkpoint (.safetensors) or official .pkl.")
 @click.option("--seeds", help="Seeds, e.g. '0-7,12'.")
 @click.option("--trunc", "psi", type=float, default=1.0, show_default=True, help="Truncation psi.")

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import click
 
-from ._common import device_option, load_network, precision_option, resolve_device, use_precision
+from ._common import OFFICIAL_SPELLINGS, device_option, load_network, precision_option, resolve_device, use_precision
 
 
-@click.command("mix")
+@click.command("mix", context_settings=OFFICIAL_SPELLINGS)
 @click.option("--network", "network_path", required=True, help="Checkpoint (.safetensors) or official .pkl.")
 @click.option("--rows", "row_seeds", required=True, help="Row source seeds (left column), e.g. '85,100,75'.")
 @click.option("--cols", "col_seeds", required=True, help="Column source seeds (top row), e.g. '55,821,1789'.")

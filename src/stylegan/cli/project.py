@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from ._common import bool_flag, device_option, load_network, resolve_device
+from ._common import OFFICIAL_SPELLINGS, bool_flag, device_option, load_network, resolve_device
 
 
-@click.command("project")
+@click.command("project", context_settings=OFFICIAL_SPELLINGS)
 @click.option("--network", "network_path", required=True, help="Checkpoint (.safetensors) or official .pkl.")
 @click.option("--target", "target_path", required=True, help="Image to project (center-cropped, resized).")
 @click.option("--steps", "--num-steps", "num_steps", type=click.IntRange(min=1), default=1000, show_default=True,

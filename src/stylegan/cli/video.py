@@ -10,7 +10,7 @@ import re
 
 import click
 
-from ._common import device_option, load_network, precision_option, resolve_device, use_precision
+from ._common import OFFICIAL_SPELLINGS, device_option, load_network, precision_option, resolve_device, use_precision
 
 
 def _grid(ctx, param, value: str) -> tuple[int, int]:
@@ -21,7 +21,7 @@ def _grid(ctx, param, value: str) -> tuple[int, int]:
     return int(m.group(2)), int(m.group(1))
 
 
-@click.command("video")
+@click.command("video", context_settings=OFFICIAL_SPELLINGS)
 @click.option("--network", "network_path", required=True, help="Checkpoint (.safetensors) or official .pkl.")
 @click.option("--seeds", required=True, help="Keyframe seeds in loop order, e.g. '0-7'.")
 @click.option("--space", type=click.Choice(["z", "w"]), default="z", show_default=True,
