@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import click
 
+from ._common import OFFICIAL_SPELLINGS, bool_flag
 
 def load_network(path: str, device: Any):
     """Load the generator (EMA) with `stylegan.load`."""
@@ -56,6 +57,59 @@ class MetricsJob:
     workers: int = 2
     progress: bool = True
     lines: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The dataset a network was trained on, as its file records it (for --data / --mirror lookup)."""
+
+    path: str
+    mirror: bool
+    source: str  # where it was found, for the message
+
+
+def _our_training_data(path: Path) -> Optional[TrainingData]:
+    """From our snapshot's info (run.data, training.mirror) or a converted official pickle's
+    training_set_kwargs; only the safetensors header is read, not the tensors."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            info = json.loads((f.metadata() or {}).get("stylegan.info", "{}"))
+    except Exception:  # noqa: BLE001 - damaged files are reported by the loader, with its message
+        return None
+    data = (info.get("run") or {}).get("data")
+    if data:
+        return TrainingData(str(data), bool((info.get("training") or {}).get("mirror", False)),
+                            f"{path.name}: the training run's options")
+    return _official_kwargs(info.get("training_set_kwargs"), f"{path.name}: training_set_kwargs")
+
+
+def _official_kwargs(kwargs: Any, source: str) -> Optional[TrainingData]:
+    if isinstance(kwargs, dict) and kwargs.get("path"):
+        return TrainingData(str(kwargs["path"]), bool(kwargs.get("xflip", False)), source)
+    return None
+
+
+def training_data(network: str) -> Optional[TrainingData]:
+    """The dataset (and x-flip) the network was trained with, as the official calc_metrics.py looks
+    it up when --data / --mirror are left out: our snapshots record the run's options, official
+    pickles their `training_set_kwargs`. None when the file records none (or cannot be read)."""
+    from stylegan.io.load import read_foreign, sniff
+    from stylegan.io.remote import resolve_path
+
+    try:
+        path = resolve_path(network)
+        if not path.is_file():
+            return None
+        if sniff(path) == "safetensors":
+            return _our_training_data(path)
+        if sniff(path) == "pickle":
+            return _official_kwargs(read_foreign(path).info.get("training_set_kwargs"),
+                                    f"{path.name}: training_set_kwargs")
+    except (OSError, ValueError):  # the loader reports unreadable networks with its own message
+        return None
+    return None
 
 
 def default_out_dir(network: str) -> Optional[Path]:
@@ -169,12 +223,16 @@ def default_device() -> str:
     return resolve_device("auto").type
 
 
-@click.command("metrics")
+@click.command("metrics", context_settings=OFFICIAL_SPELLINGS)
 @click.option("--network", "network", metavar="PATH", help="Network: our checkpoint or an official pickle.")
-@click.option("--data", metavar="PATH", help="Dataset (zip or folder) with the real images.")
+@click.option("--data", metavar="PATH",
+              help="Dataset (zip or folder) with the real images. Default: the one the network was trained "
+                   "on, when its file records it (our snapshots, official pickles).")
 @click.option("--metrics", "metrics", default="fid50k_full", show_default=True, metavar="LIST",
               help="Comma-separated metric ids (--list-metrics shows them all).")
-@click.option("--mirror", is_flag=True, help="X-flip the reals (legacy ids only; *_full ids never flip, as the official).")
+@bool_flag("--mirror", default=None,
+           help="X-flip the reals (legacy ids only; *_full ids never flip, as the official). Takes the "
+                "official BOOL (--mirror=1). Default: as the network was trained, when --data is looked up.")
 @click.option("--gpus", type=click.IntRange(min=1), default=1, show_default=True, help="Number of processes/GPUs.")
 @click.option("--detector-dir", type=click.Path(file_okay=False), help="Directory holding inception-2015-12-05.pt / vgg16.pt.")
 @click.option("--proxy", is_flag=True, help="Use the offline EfficientNet-Lite0 proxies (ids become *_effnet; not FID).")
@@ -191,9 +249,11 @@ def default_device() -> str:
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Cache root (default $STYLEGAN_CACHE or ~/.cache/stylegan).")
 @click.option("--offline", is_flag=True, help="Never download detector files.")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data loader workers.")
+@bool_flag("--verbose", default=True, help="Progress bars and the looked-up dataset (official calc_metrics.py's "
+                                           "--verbose; --verbose=false for results only).")
 @click.option("--list-metrics", "list_only", is_flag=True, help="List metric ids and exit.")
 def command(network, data, metrics, mirror, gpus, detector_dir, proxy, batch, device, out, classifier, train_classifier,
-            epochs, classifier_res, psi, noise_mode, seed, cache_dir, offline, workers, list_only) -> None:
+            epochs, classifier_res, psi, noise_mode, seed, cache_dir, offline, workers, verbose, list_only) -> None:
     """Compute FID, KID, precision/recall, IS, PPL and linear separability for a network."""
     from stylegan.metrics import METRICS, get_metric, proxy_for
     from stylegan.metrics.errors import MetricError
@@ -211,6 +271,9 @@ def command(network, data, metrics, mirror, gpus, detector_dir, proxy, batch, de
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     if not names:
         raise click.UsageError("--metrics is empty.")
+    if names == ["none"]:  # the official list value for "compute nothing"
+        click.echo("--metrics none: nothing to compute.")
+        return
     try:
         for m in names:
             get_metric(m)
@@ -221,18 +284,19 @@ def command(network, data, metrics, mirror, gpus, detector_dir, proxy, batch, de
                     click.echo(f"--proxy: computing {b} instead of {a} (EfficientNet-Lite0 proxy, not {a}).", err=True)
             names = mapped
         needs_data = [m for m in names if get_metric(m).needs_dataset]
-        if needs_data and not data:
-            raise click.UsageError(f"{', '.join(needs_data)} need real images: pass --data.")
     except MetricError as e:
         raise click.ClickException(str(e)) from e
+    if data is None and needs_data:
+        data, mirror = _look_up_data(network, mirror, needs_data, verbose)
     if device == "cuda" and gpus > 1:
         import torch
 
         if torch.cuda.device_count() < gpus:
             raise click.ClickException(f"--gpus {gpus} but only {torch.cuda.device_count()} CUDA devices are visible.")
-    job = MetricsJob(network=network, data=data, metrics=names, mirror=mirror, batch=batch, device=device,
+    job = MetricsJob(network=network, data=data, metrics=names, mirror=bool(mirror), batch=batch, device=device,
                      detector_dir=detector_dir, cache_dir=cache_dir, download=False if offline else None,
-                     classifier=classifier, psi=psi, noise_mode=noise_mode, seed=seed, out=out, workers=workers)
+                     classifier=classifier, psi=psi, noise_mode=noise_mode, seed=seed, out=out, workers=workers,
+                     progress=verbose)
     if gpus == 1:
         run_job(job)
         return
@@ -241,4 +305,17 @@ def command(network, data, metrics, mirror, gpus, detector_dir, proxy, batch, de
     distributed.spawn(_spawned_job, gpus, args=(job,), backend="nccl" if device.startswith("cuda") else "gloo")
 
 
-__all__ = ["MetricsJob", "command", "load_network", "open_data", "run_job"]
+def _look_up_data(network: str, mirror: Optional[bool], needs_data: list, verbose: bool) -> tuple[str, bool]:
+    """--data left out: the network's training data, as calc_metrics.py does ('look up'); an
+    explicit --mirror wins over the recorded x-flip. No record: the usage error asks for --data."""
+    found = training_data(network)
+    if found is None:
+        raise click.UsageError(f"{', '.join(needs_data)} need real images: pass --data ({network} records no "
+                               f"training dataset to look up).")
+    if verbose:
+        click.echo(f"--data {found.path} (looked up in {found.source}), x-flip "
+                   f"{found.mirror if mirror is None else mirror}", err=True)
+    return found.path, found.mirror if mirror is None else mirror
+
+
+__all__ = ["MetricsJob", "TrainingData", "command", "load_network", "open_data", "run_job", "training_data"]
