@@ -1,13 +1,85 @@
-"""`stylegan dataset`: a thin click wrapper around :func:`stylegan.data.convert_dataset`."""
+"""`stylegan dataset`: a thin click wrapper around :func:`stylegan.data.convert_dataset`.
+
+It takes both official dataset_tool.py spellings of the size (stylegan2-ada-pytorch's --width /
+--height, stylegan3's --resolution WxH) and a folder --dest, so their command lines run here.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import click
 
 from stylegan.data import DatasetError, convert_dataset
-from stylegan.data.tool import RESIZE_FILTERS, TRANSFORMS
+
+from ._common import OFFICIAL_SPELLINGS
+from stylegan.data.tool import RESIZE_FILTERS, TRANSFORMS, ConversionSummary
+
+
+def _parse_resolution(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    """--resolution N, or stylegan3 dataset_tool.py's WxH -> (width, height)."""
+    if value is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", value)
+    if not m:
+        raise click.BadParameter(f"expected N or WxH (e.g. 256 or 256x256), got {value!r}")
+    w = int(m.group(1))
+    return w, int(m.group(2)) if m.group(2) else w
+
+
+def output_size(
+    resolution: tuple[int, int] | None, width: int | None, height: int | None, transform: str | None
+) -> tuple[int | None, int | None]:
+    """(resolution, band height of center-crop-wide) from --resolution N / WxH or the official
+    --width / --height. Outputs are square, as the official tool requires; only center-crop-wide
+    has a height of its own (the letterboxed band: LSUN Car's --width 512 --height 384)."""
+    if resolution is not None and (width is not None or height is not None):
+        raise click.UsageError("give --resolution or --width/--height, not both")
+    if resolution is None and (width is None) != (height is None):
+        width = width if width is not None else height  # one of them: a square of that size
+        height = width
+    w, h = resolution if resolution is not None else (width, height)
+    if w is None or w == h:
+        return w, None
+    if transform != "center-crop-wide":
+        raise click.UsageError(
+            f"output images are square: {w}x{h} needs --transform center-crop-wide (a {w}x{h} band "
+            f"letterboxed on {w}x{w}), else give one size"
+        )
+    return w, h
+
+
+def folder_dest(dest: Path) -> bool:
+    """A --dest without a .zip suffix is a folder, as in the official dataset_tool.py."""
+    return dest.suffix.lower() != ".zip"
+
+
+def write_folder(dest: Path, force: bool, convert) -> "ConversionSummary":
+    """Write the dataset into the folder `dest` (official layout: 00000/img00000000.png ...,
+    dataset.json): converted into a zip beside it, unpacked, then renamed into place, so an error
+    leaves nothing half-written. Like the official tool, an existing folder must be empty (or
+    --force replaces it)."""
+    import dataclasses
+    import shutil
+    import tempfile
+    import zipfile
+
+    if dest.is_file():
+        raise click.ClickException(f"{dest}: is a file (a folder --dest is written as a folder)")
+    if dest.is_dir() and any(dest.iterdir()) and not force:
+        raise click.ClickException(f"{dest}: --dest folder must be empty (pass --force to replace it)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", dir=dest.parent) as tmp:
+        summary = convert(Path(tmp) / "dataset.zip")
+        unpacked = Path(tmp) / "folder"
+        with zipfile.ZipFile(Path(tmp) / "dataset.zip") as zf:
+            zf.extractall(unpacked)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(unpacked, dest)
+    return dataclasses.replace(summary, dest=dest)
 
 
 def _parse_background(
@@ -23,7 +95,7 @@ def _parse_background(
     return rgb  # type: ignore[return-value]
 
 
-@click.command("dataset")
+@click.command("dataset", context_settings=OFFICIAL_SPELLINGS)
 @click.option(
     "--source",
     required=True,
@@ -35,11 +107,23 @@ def _parse_background(
 @click.option(
     "--dest",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Output .zip (stylegan2-ada-pytorch layout).",
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="Output .zip, or a folder (any other name), in the stylegan2-ada-pytorch layout.",
 )
 @click.option(
-    "--resolution", type=int, metavar="N", help="Output size N x N (power of two); resizes."
+    "--resolution",
+    metavar="N|WxH",
+    callback=_parse_resolution,
+    help="Output size N x N (power of two); resizes. WxH as stylegan3's dataset_tool.py (W = H, "
+    "or a W x H band with --transform center-crop-wide).",
+)
+@click.option("--width", type=click.IntRange(min=1), metavar="N", help="stylegan2-ada-pytorch's: output width.")
+@click.option(
+    "--height",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="stylegan2-ada-pytorch's: output height (= width, or the band of center-crop-wide).",
 )
 @click.option("--transform", type=click.Choice(TRANSFORMS), help="Crop non-square images.")
 @click.option(
@@ -76,7 +160,9 @@ def _parse_background(
 def command(
     source: str,
     dest: Path,
-    resolution: int | None,
+    resolution: tuple[int, int] | None,
+    width: int | None,
+    height: int | None,
     transform: str | None,
     resize_filter: str,
     max_images: int | None,
@@ -86,7 +172,7 @@ def command(
     skip_bad: bool,
     force: bool,
 ) -> None:
-    """Convert images into a training dataset (zip of PNGs + dataset.json).
+    """Convert images into a training dataset (zip or folder of PNGs + dataset.json).
 
     \b
     Examples:
@@ -97,12 +183,16 @@ def command(
       stylegan dataset --source train-images-idx3-ubyte.gz --dest data/mnist60k.zip
       stylegan dataset --source lsun/church_outdoor_train_lmdb --dest data/church256.zip \\
           --transform center-crop --resolution 256
+      stylegan dataset --source lsun/car_lmdb --dest data/car512 --transform center-crop-wide \\
+          --width 512 --height 384
     """
-    try:
-        summary = convert_dataset(
+    size, wide_height = output_size(resolution, width, height, transform)
+
+    def convert(to: Path) -> ConversionSummary:
+        return convert_dataset(
             source,
-            dest,
-            resolution=resolution,
+            to,
+            resolution=size,
             transform=transform,
             resize_filter=resize_filter,
             max_images=max_images,
@@ -111,7 +201,11 @@ def command(
             background=background,
             skip_bad=skip_bad,
             force=force,
+            wide_height=wide_height,
         )
+
+    try:
+        summary = write_folder(dest, force, convert) if folder_dest(dest) else convert(dest)
     except DatasetError as e:
         raise click.ClickException(str(e)) from None
     click.echo(summary.format())

@@ -72,8 +72,12 @@ def convert_dataset(
     skip_bad: bool = False,
     force: bool = False,
     progress: bool = True,
+    wide_height: int | None = None,
 ) -> ConversionSummary:
     """Convert ``source`` (see :func:`open_source`) into the dataset zip ``dest``.
+
+    ``wide_height``: with ``transform="center-crop-wide"``, the height of the letterboxed band
+    (the official tool's ``--height`` beside ``--width``); default half the resolution.
 
     ``labels``: None uses the source's own ``dataset.json`` (or a builtin's labels) if it has
     one; ``"folders"`` numbers the top-level subfolders in sorted order; ``"none"`` drops labels;
@@ -88,6 +92,7 @@ def convert_dataset(
         channels=channels,
         background=tuple(int(c) for c in background),  # type: ignore[arg-type]
         skip_bad=skip_bad,
+        wide_height=wide_height,
     )
     check_dest(Path(dest).expanduser(), force)  # fail before opening (maybe fetching) a source
     with open_source(source) as src:

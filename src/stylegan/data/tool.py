@@ -117,14 +117,19 @@ def _resize(img: PIL.Image.Image, size: tuple[int, int], resample: int) -> PIL.I
 
 
 def fit_geometry(
-    img: PIL.Image.Image, resolution: int | None, transform: str | None, resample: int
+    img: PIL.Image.Image,
+    resolution: int | None,
+    transform: str | None,
+    resample: int,
+    wide_height: int | None = None,
 ) -> PIL.Image.Image:
     """Crop / resize to a ``resolution`` x ``resolution`` square.
 
     * no transform: the image must already be square; resized only if ``resolution`` is given.
     * ``center-crop``: the largest centred square, resized.
-    * ``center-crop-wide``: the largest centred 2:1 (wide) region, resized to ``N x N/2`` and
-      letterboxed on a black ``N x N`` canvas, as the official tool does for LSUN Car.
+    * ``center-crop-wide``: the largest centred region of aspect ``N : wide_height`` (default
+      2:1), resized to ``N x wide_height`` and letterboxed on a black ``N x N`` canvas, as the
+      official tool does for LSUN Car (its ``--width 512 --height 384``).
     """
     w, h = img.size
     if transform is None:
@@ -141,15 +146,15 @@ def fit_geometry(
         square = img.crop((left, top, left + s, top + s))
         return _resize(square, (resolution, resolution), resample)
     if transform == "center-crop-wide":
-        cw, ch = (2 * h, h) if w >= 2 * h else (w, w // 2)
-        if ch < 1:
+        bh = resolution // 2 if wide_height is None else wide_height
+        # the largest centred region of aspect resolution : bh, in integers (2:1 -> w // 2)
+        cw, ch = (h * resolution // bh, h) if w * bh >= h * resolution else (w, w * bh // resolution)
+        if ch < 1 or cw < 1:
             raise _BadImage(f"image is {w}x{h}, too small for center-crop-wide")
         left, top = (w - cw) // 2, (h - ch) // 2
-        band = _resize(
-            img.crop((left, top, left + cw, top + ch)), (resolution, resolution // 2), resample
-        )
+        band = _resize(img.crop((left, top, left + cw, top + ch)), (resolution, bh), resample)
         canvas = PIL.Image.new(img.mode, (resolution, resolution), 0)
-        canvas.paste(band, (0, (resolution - resolution // 2) // 2))
+        canvas.paste(band, (0, (resolution - bh) // 2))
         return canvas
     raise ValueError(f"unknown transform {transform!r}")  # options are validated earlier
 
@@ -157,7 +162,9 @@ def fit_geometry(
 def prepare_image(img: PIL.Image.Image, opts: ConvertOptions) -> np.ndarray:
     """Decoded source image -> uint8 ``[H, W, C]`` ready to be written."""
     img = to_channels(img, opts.channels, opts.background)
-    img = fit_geometry(img, opts.resolution, opts.transform, RESIZE_FILTERS[opts.resize_filter])
+    img = fit_geometry(
+        img, opts.resolution, opts.transform, RESIZE_FILTERS[opts.resize_filter], opts.wide_height
+    )
     arr = np.asarray(img, dtype=np.uint8)
     return arr[:, :, np.newaxis] if arr.ndim == 2 else arr  # [H, W] -> [H, W, 1]
 
@@ -195,6 +202,7 @@ class ConvertOptions:
     channels: int | None = None
     background: tuple[int, int, int] = (255, 255, 255)
     skip_bad: bool = False
+    wide_height: int | None = None  # center-crop-wide: the band's height (default resolution // 2)
 
     def __post_init__(self) -> None:
         if self.resolution is not None and not is_valid_resolution(self.resolution):
@@ -207,6 +215,15 @@ class ConvertOptions:
             raise DatasetError(f"--max-images must be >= 1, got {self.max_images}")
         if self.channels not in (None, 1, 3):
             raise DatasetError(f"--channels must be 1 or 3, got {self.channels}")
+        if self.wide_height is not None and (
+            self.transform != "center-crop-wide"
+            or self.resolution is None
+            or not 1 <= self.wide_height <= self.resolution
+        ):
+            raise DatasetError(
+                f"a band height ({self.wide_height}) other than the width needs --transform "
+                f"center-crop-wide and must be 1 .. the width ({self.resolution})"
+            )
         if len(self.background) != 3 or not all(0 <= int(c) <= 255 for c in self.background):
             raise DatasetError(
                 f"--background must be R,G,B with values 0-255, got {self.background}"
