@@ -133,6 +133,16 @@ def test_ganspace_matches_a_direct_numpy_pca(G):
     np.testing.assert_allclose(m.mean, w.mean(0), rtol=1e-9, atol=1e-12)
 
 
+def test_scales_are_ws_standard_deviations_along_each_direction(G):
+    """Measured on the same samples, no direction has more variance than the first principal
+    component, and each scale is the std of the projected samples."""
+    g = ganspace_directions(G, 4000, seed=3)
+    s = sefa_directions(G, scale_samples=4000, seed=3)
+    assert np.all(s.scales <= g.scales[0] * (1 + 1e-6)) and np.all(np.diff(g.scales) <= 1e-6)
+    w = np.concatenate(list(D.w_batches(G, 4000, seed=3)))
+    np.testing.assert_allclose(s.scales, (w @ s.vectors.T.astype(np.float64)).std(axis=0, ddof=1), rtol=1e-5)
+
+
 def test_ganspace_progress_can_stop_early(G):
     calls = []
     d = ganspace_directions(G, 10_000, batch=1000, progress=lambda done, total: calls.append(done) or done < 3000)
@@ -453,9 +463,11 @@ def test_cli_directions_and_edit(trained, tmp_path):
 
     # GANSpace, then a projected w edited
     res = _run("directions", "--network", snap, "--method", "ganspace", "--samples", 3000, "--num", 6,
-               "--out", tmp_path / "gs.npz", "--preview", 2, "--device", "cpu")
+               "--out", tmp_path / "gs.npz", "--preview", 2, "--preview-class", 1, "--device", "cpu")
     assert res.exit_code == 0, res.output
-    assert D.load_directions(tmp_path / "gs.npz").count == 6
+    gs = D.load_directions(tmp_path / "gs.npz")
+    assert gs.count == 6 and gs.provenance.params["class"] is None  # W of every class; the preview's: 1
+    assert "seed 0, class 1" in res.output
     np.savez(tmp_path / "w.npz", w=seed_ws(G, [9], class_idx=0).numpy())
     res = _run("edit", "--network", snap, "--directions", tmp_path / "gs.npz", "--projected-w", tmp_path / "w.npz",
                "--alpha", "-1,0,1", "--outdir", tmp_path / "p", "--device", "cpu")

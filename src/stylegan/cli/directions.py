@@ -41,12 +41,14 @@ from ._common import device_option, load_network, resolve_device
 @click.option("--preview", "preview_num", type=click.IntRange(min=0), default=8, show_default=True,
               help="Components in the preview grid <out>-preview.png (0: none).")
 @click.option("--preview-seed", type=int, default=0, show_default=True, help="Seed of the preview's latent.")
+@click.option("--preview-class", type=int, default=None,
+              help="Conditional networks: the preview's class (default --class, else 0).")
 @click.option("--alpha", "alpha_spec", default="-3:3:7", show_default=True,
               help="Preview strengths in standard deviations of W along each direction: lo:hi:n or a list.")
 @click.option("--trunc", "psi", type=float, default=1.0, show_default=True, help="Truncation of the preview latent.")
 @device_option
 def command(network_path, method, layers, num, samples, classes, classifier, csv_path, keep, class_idx, seed,
-            batch, out_path, preview_num, preview_seed, alpha_spec, psi, device):
+            batch, out_path, preview_num, preview_seed, preview_class, alpha_spec, psi, device):
     """Write a direction file (.npz: unit vectors in W, W's standard deviation along each, the style
     inputs they apply to, method, network sha256, samples, date) and a preview grid: rows = the
     strongest components, columns = strengths. `stylegan edit` and the explorer read the file."""
@@ -69,7 +71,8 @@ def command(network_path, method, layers, num, samples, classes, classifier, csv
     for k in range(min(d.count, max(preview_num, 1), 10)):
         click.echo(f"  {k:3d} {d.name(k):<14} {d.value_name} {d.values[k]:.4g}  std {d.scales[k]:.4g}")
     if preview_num:
-        _preview(G, d, preview_num, preview_seed, psi, class_idx, alphas, out.with_name(f"{out.stem}-preview.png"))
+        preview_class = class_idx if preview_class is None else preview_class
+        _preview(G, d, preview_num, preview_seed, psi, preview_class, alphas, out.with_name(f"{out.stem}-preview.png"))
 
 
 def _find(G, method, layers, num, samples, classes, classifier, csv_path, keep, class_idx, seed, batch, network):
@@ -117,10 +120,14 @@ def _preview(G, d, num, seed, psi, class_idx, alphas, path):
 
     if G.c_dim and class_idx is None:
         class_idx = 0
-    ws = seed_ws(G, [seed], psi=psi, class_idx=class_idx)
+    try:
+        ws = seed_ws(G, [seed], psi=psi, class_idx=class_idx)
+    except ValueError as e:
+        raise click.ClickException(f"preview: {e}") from None
     save_image(preview_grid(G, ws, d, num, alphas), path)
+    which = "" if class_idx is None else f", class {class_idx}"
     click.echo(f"wrote {path} (rows: components 0-{min(num, d.count) - 1}, columns: strengths "
-               f"{', '.join(f'{a:g}' for a in alphas)}, seed {seed})")
+               f"{', '.join(f'{a:g}' for a in alphas)}, seed {seed}{which})")
 
 
 __all__ = ["command"]

@@ -356,7 +356,8 @@ def parse_alphas(spec: str | Sequence[float]) -> list[float]:
             else:
                 out = [float(a) for a in s.split(",") if a.strip()]
         except ValueError:
-            raise ValueError(f"cannot read strengths {spec!r}: use lo:hi:n like -3:3:7, or a list like -2,0,2") from None
+            raise ValueError(f"cannot read strengths {spec!r}: use lo:hi:n like -3:3:7, or a list like "
+                             f"-2,0,2") from None
     if not out or not all(np.isfinite(out)):
         raise ValueError(f"strengths must be finite numbers, got {spec!r}")
     return [round(a, 12) + 0.0 for a in out]  # linspace's 1e-16 noise off; -0.0 -> 0.0
@@ -395,5 +396,5 @@ def edit_ws(ws: torch.Tensor, d: Directions, components: Sequence[int], alphas: 
 
 __all__ = ["FORMAT", "VERSION", "METHODS", "DirectionError", "Provenance", "Directions", "check_directions",
            "check_network", "network_sha256", "canonical_signs", "utc_now", "directions_bytes", "save_directions",
-           "read_directions", "load_directions", "Moments", "moments_of", "merge_moments", "std_along", "drawn_classes", "w_batches", "w_moments",
-           "range_spec", "parse_alphas", "edit_delta", "edit_offset", "edit_ws"]
+           "read_directions", "load_directions", "Moments", "moments_of", "merge_moments", "std_along", "drawn_classes",
+           "w_batches", "w_moments", "range_spec", "parse_alphas", "edit_delta", "edit_offset", "edit_ws"]
