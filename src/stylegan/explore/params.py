@@ -295,4 +295,5 @@ def parse_projection(query: Mapping[str, str], base: ProjectionRequest, max_step
 
 __all__ = ["ParamError", "View", "DEFAULT_VIEW", "DEFAULT_CLASS", "QUERY_KEYS", "PER_REQUEST_KEYS", "PAGE_SETTINGS",
            "parse_view", "parse_styles", "parse_projection", "view_query", "page_defaults", "MAX_SEED", "NOISE_MODES",
-           "FORMATS", "DirectionsRequest", "parse_directions_request", "EDIT_ALPHA_RANGE", "EDIT_SLIDER_RANGE", "EDIT_SLIDERS"]
+           "FORMATS", "DirectionsRequest", "parse_directions_request", "EDIT_ALPHA_RANGE", "EDIT_SLIDER_RANGE",
+           "EDIT_SLIDERS"]

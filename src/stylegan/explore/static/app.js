@@ -8,7 +8,7 @@
 // file holds no copy of them, so the page and the API cannot disagree on what an absent key means.
 "use strict";
 
-let defaults = null;       // api/defaults: {view, conditional_class, project_steps, ..., edit_slider_range, ganspace_samples}
+let defaults = null;       // api/defaults: {view, conditional_class, project_steps, ..., ganspace_samples}
 const state = {};          // query key -> value, as strings; filled by start()
 const UNTRUNCATED = "1";   // psi that shows a w as it is (whatever the default psi)
 const CLIENT = Math.random().toString(36).slice(2, 10);  // names this page's requests for stale dropping
@@ -345,7 +345,8 @@ function buildSliders() {
     const label = document.createElement("label");
     label.htmlFor = `edit-${k}`;
     label.textContent = d.names[k].replace("component ", "c");
-    label.title = `${d.names[k]}: ${d.value_name} ${d.values[k].toPrecision(4)}, W's std along it ${d.scales[k].toPrecision(4)}`;
+    label.title = `${d.names[k]}: ${d.value_name} ${d.values[k].toPrecision(4)}, `
+      + `W's std along it ${d.scales[k].toPrecision(4)}`;
     const input = document.createElement("input");
     Object.assign(input, { id: `edit-${k}`, type: "range", min: lo, max: hi, step: "0.1" });
     input.dataset.k = String(k);
@@ -372,7 +373,8 @@ function syncEdit() {
   $("edit-layers").value = state.edit_layers;
   $("edit-n").value = state.edit_n;
   $("edit-own-layers").textContent = d ? `own: ${d.layers}` : "";
-  const info = d ? `${d.count} directions, ${d.samples.toLocaleString("en-US")} W samples; sliders in standard deviations of W along each` : "";
+  const info = d ? `${d.count} directions, ${d.samples.toLocaleString("en-US")} W samples; `
+    + "sliders in standard deviations of W along each" : "";
   $("edit-info").textContent = d && d.warning ? `${info}. Note: ${d.warning}` : info;
 }
 
@@ -407,11 +409,11 @@ async function useNewSet(r, what = "") {
 let ganspaceJob = null;
 
 async function startGanspace() {
-  const r = await fetch(`api/directions?${new URLSearchParams({ method: "ganspace", samples: $("ganspace-samples").value })}`, { method: "POST" });
+  const q = new URLSearchParams({ method: "ganspace", samples: $("ganspace-samples").value });
+  const r = await fetch(`api/directions?${q}`, { method: "POST" });
   if (!r.ok) { showMessage(await errorText(r)); return; }
   ganspaceJob = (await r.json()).job;
   $("ganspace-cancel").disabled = false;
-  $("ganspace-progress").hidden = false;
   const id = ganspaceJob;
   while (ganspaceJob === id) {
     const q = await fetch(`api/directions/job/${id}`);
@@ -419,7 +421,8 @@ async function startGanspace() {
     const s = await q.json();
     $("ganspace-progress").max = s.total;
     $("ganspace-progress").value = s.done;
-    $("ganspace-status").textContent = `GANSpace ${s.state}: ${s.done.toLocaleString("en-US")} / ${s.total.toLocaleString("en-US")} samples`;
+    const count = (n) => n.toLocaleString("en-US");
+    $("ganspace-status").textContent = `GANSpace ${s.state}: ${count(s.done)} / ${count(s.total)} samples`;
     if (s.state !== "running") {
       $("ganspace-cancel").disabled = true;
       if (s.error) showMessage(`GANSpace failed: ${s.error}`);
@@ -450,7 +453,8 @@ function bindEdit() {
   $("dirs-file").addEventListener("change", async (e) => {
     const file = e.target.files[0];
     if (!file) return;
-    const r = await fetch(`api/directions/upload?${new URLSearchParams({ name: file.name })}`, { method: "POST", body: file });
+    const q = new URLSearchParams({ name: file.name });
+    const r = await fetch(`api/directions/upload?${q}`, { method: "POST", body: file });
     await useNewSet(r, `${file.name}: `);
   });
 }
