@@ -18,6 +18,7 @@ from typing import Any, Callable
 import click
 
 from ..training.options import Declared, declared
+from ._common import bool_flag
 from ..training.plan import Overrides, RunOptions
 
 
@@ -35,13 +36,18 @@ def _click_type(d: Declared) -> Any:
 
 
 def _click_option(d: Declared) -> Callable:
-    """The click option of one declared field (flags keep the field's name as the parameter)."""
+    """The click option of one declared field (flags keep the field's name as the parameter).
+
+    Booleans are flags that also take the official scripts' BOOL value (`--mirror`, `--mirror=1`,
+    `--mirror false`); a negatable one also has `--no-<flag>` (parameter `no_<name>`, see `_split`)."""
     o, flag = d.option, d.flag
     if d.type is bool:
-        if o.negatable:
-            return click.option(f"{flag}/--no-{flag[2:]}", d.name, default=d.default, show_default=True, help=o.help)
-        return click.option(flag, *(f"--{a}" for a in o.aliases), d.name, is_flag=True, default=d.default,
-                            help=o.help)
+        option = bool_flag(flag, *(f"--{a}" for a in o.aliases), d.name, default=d.default, help=o.help)
+        if not o.negatable:
+            return option
+        negation = click.option(f"--no-{flag[2:]}", f"no_{d.name}", is_flag=True, default=False,
+                                help=f"The same as {flag}=false.")
+        return lambda f: option(negation(f))
     callback = None
     if o.parse is not None:
         def callback(ctx, param, value, parse=o.parse):  # noqa: ARG001 - click's signature
@@ -62,6 +68,9 @@ def declared_options(*classes: type) -> Callable:
 
 
 def _split(kwargs: dict) -> tuple[RunOptions, Overrides]:
+    for name in [k for k in kwargs if k.startswith("no_")]:  # --no-mirror: mirror = False
+        if kwargs.pop(name):
+            kwargs[name[3:]] = False
     run = {d.name: kwargs.pop(d.name) for d in declared(RunOptions) if d.name in kwargs}
     over = {d.name: kwargs.pop(d.name) for d in declared(Overrides) if d.name in kwargs}
     assert not kwargs, f"undeclared options {sorted(kwargs)}"
@@ -71,7 +80,7 @@ def _split(kwargs: dict) -> tuple[RunOptions, Overrides]:
 @click.command("train", context_settings={"show_default": True})
 @click.option("--cfg", "cfg_name", default=None, help="Preset (default auto; see docs/presets.md, docs/training.md).")
 @declared_options(RunOptions, Overrides)
-@click.option("--dry-run", is_flag=True, help="Print what the run would record in config.json (the resolved "
+@click.option("-n", "--dry-run", is_flag=True, help="Print what the run would record in config.json (the resolved "
                                               "TrainingConfig and the run options) as JSON and exit.")
 def command(cfg_name, dry_run, **kwargs):
     """Train a StyleGAN / StyleGAN2 network (one line per tick; snapshots in the run directory)."""
