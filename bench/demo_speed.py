@@ -30,7 +30,8 @@ from stylegan.training.presets import resolve_preset
 
 def variant_config(name: str):
     """'new': the demo's config (cpu preset, conditional with the classifier head); 'old': the
-    previous demo's (unconditional, 16-32 channels); 'new-bf16': 'new' in bf16."""
+    previous demo's (unconditional, 16-32 channels); 'new-bf16': 'new' in bf16. Any name with
+    '-compile' appended: the same with torch.compile (`--compile`)."""
     if name in ("new", "new-bf16"):
         cfg = resolve_preset("cpu", DataShape(32, 1, c_dim=10)).replace(cond=True)
         if name == "new-bf16":
@@ -61,12 +62,16 @@ def main() -> None:
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     trainers = {}
     for name in args.variants.split(","):
-        cfg = variant_config(name)
+        compiled = name.endswith("-compile")  # torch.compile of G and D for the main phases (--compile)
+        cfg = variant_config(name.removesuffix("-compile"))
         cfg = cfg.replace(batch_gpu=cfg.batch // 2)  # as each of the demo's 2 processes: 2 rounds here
-        opts = RunOptions(data="builtin:mnist", device="cpu", write_files=False, quiet=True, threads=args.threads)
+        opts = RunOptions(data="builtin:mnist", device="cpu", write_files=False, quiet=True, threads=args.threads,
+                          compile=compiled)
         tr = Trainer(plan_run(opts, cfg=cfg), 0, "cpu").stepper  # the math alone: no ticks, no files
-        for _ in range(4):  # warm-up (oneDNN primitives, allocator)
+        t = time.perf_counter()
+        for _ in range(4):  # warm-up (oneDNN primitives, allocator; compiling)
             tr.step()
+        print(f"{name:12s} warm-up (4 minibatches) {time.perf_counter() - t:.1f} s wall", flush=True)
         trainers[name] = tr
     times: dict[str, list[float]] = {n: [] for n in trainers}
     for _ in range(args.rounds):
