@@ -242,7 +242,7 @@ def test_explorer_in_a_real_browser(G, server, browser, tmp_path):
         slider.send_keys(Keys.ARROW_RIGHT)
     moved = shown(driver, seed=21, psi="1", edit="0%3A1")
     assert np.abs(moved.astype(int) - plain).mean() > 1  # the picture changed
-    d = sefa_directions(G)
+    d = sefa_directions(G, scale_samples=explorer.config.sefa_scale_samples)
     with torch.no_grad():
         ws = G.mapping(z_from_seeds([21], G.z_dim), None) + edit_offset(d, {0: 1.0})
         expect = to_uint8(G.synthesis(ws, noise_mode="const"))[0].numpy()

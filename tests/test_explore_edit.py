@@ -33,7 +33,7 @@ def G():
 
 @pytest.fixture(scope="module")
 def sefa(G):
-    return sefa_directions(G)
+    return sefa_directions(G, scale_samples=SMALL.sefa_scale_samples)  # what the explorer computes
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_edit_adds_to_truncation_mixing_and_a_stored_w(client, G, sefa):
 def test_sefa_of_some_layers_and_a_direction_file_up_and_down(client, G, sefa, tmp_path):
     r = client.post("/api/directions", params={"method": "sefa", "layers": "coarse"}).json()
     assert r["set"]["layers"] == "0-3" and r["set"]["method"] == "sefa"
-    ref = sefa_directions(G, range(4))
+    ref = sefa_directions(G, range(4), scale_samples=SMALL.sefa_scale_samples)
     assert np.allclose(r["set"]["values"], ref.values[:LISTED])
     assert np.array_equal(image(client, seed=2, dirs=r["dirs"], edit="0:1"), edited(G, seed_ws(G, [2]), ref, {0: 1.0}))
     # download the SeFa set, upload it back: the same directions

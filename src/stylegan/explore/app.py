@@ -65,6 +65,7 @@ class ExploreConfig:
     w_avg_samples: int = ProjectionRequest.w_avg_samples  # projector's W statistics (official: 10k)
     preview_every: int = ProjectionRequest.preview_every  # projection preview every N steps
     ganspace_samples: int = 100_000        # default W samples of a GANSpace run started from the page
+    sefa_scale_samples: int = 2000         # W samples for SeFa's scales (std along each; +-1.6%): fast on load
     max_ganspace_samples: int = 2_000_000
 
 
@@ -82,7 +83,7 @@ class Explorer:
         self._ids = itertools.count(1)
         self._distance = distance
         self._distance_lock = threading.Lock()
-        self.directions = DirectionStore(self.new_id)
+        self.directions = DirectionStore(self.new_id, scale_samples=config.sefa_scale_samples)
 
     def new_id(self, prefix: str) -> str:
         """'u7', 'p8': ids the server gives out (the browser never sends a path, only these)."""

@@ -3,9 +3,10 @@ with progress, uploaded files) and the ws offset an edit adds to the view.
 
 The maths is the library's (`synth.sefa`, `synth.ganspace`, `synth.directions.edit_offset`), so
 the page shows exactly what `stylegan edit` writes with the same file. SeFa needs only the weights
-(and 10k mapping samples for its scales), so the set `sefa` is made the first time it is asked
-for; GANSpace samples the mapping network, on its own thread with a private copy of it, and
-reports its progress; a loaded file is checked like `stylegan edit` checks it.
+(and a few thousand mapping samples for its scales: `ExploreConfig.sefa_scale_samples`), so the set
+`sefa` is made the first time it is asked for; GANSpace samples the mapping network, on its own
+thread with a private copy of it, and reports its progress; a loaded file is checked like
+`stylegan edit` checks it.
 """
 from __future__ import annotations
 
@@ -93,8 +94,8 @@ class DirectionStore:
     """The sets of one explorer by id ('sefa', 'g3', 's4', 'd5'), oldest first, at most `limit`
     besides 'sefa'; the GANSpace job. Ids come from the explorer's counter (`new_id`)."""
 
-    def __init__(self, new_id: Callable[[str], str], limit: int = 16):
-        self.new_id, self.limit = new_id, limit
+    def __init__(self, new_id: Callable[[str], str], limit: int = 16, scale_samples: int = 2000):
+        self.new_id, self.limit, self.scale_samples = new_id, limit, scale_samples
         self.sets: OrderedDict[str, DirectionSet] = OrderedDict()
         self.jobs: dict[str, GanspaceJob] = {}
 
@@ -114,7 +115,7 @@ class DirectionStore:
         """The SeFa set of the current network (all style inputs), computed once (call on the render
         thread: it reads G)."""
         if SEFA_ID not in self.sets:
-            d = sefa_directions(G, network=network)
+            d = sefa_directions(G, network=network, scale_samples=self.scale_samples)
             self.sets[SEFA_ID] = DirectionSet(SEFA_ID, "SeFa, all style inputs", d)
             self.sets.move_to_end(SEFA_ID, last=False)
         return self.sets[SEFA_ID]
@@ -123,8 +124,8 @@ class DirectionStore:
         """SeFa of the chosen style inputs as a new set (render thread)."""
         if not layers or layers == tuple(range(G.num_ws)):
             return self.ensure_sefa(G, network)
-        return self.add(sefa_directions(G, layers, network=network), "s", f"SeFa, style inputs {range_spec(layers)}",
-                        G)
+        d = sefa_directions(G, layers, network=network, scale_samples=self.scale_samples)
+        return self.add(d, "s", f"SeFa, style inputs {range_spec(layers)}", G)
 
     def upload(self, data: bytes, filename: str, G) -> DirectionSet:
         try:

@@ -1,9 +1,9 @@
 """GANSpace: principal components of W (Härkönen, Hertzmann, Lehtinen and Paris, NeurIPS 2020).
 
-Sec. 2.2: sample N latents z, map them, w = M(z), and take the principal components of the w's;
-the components (with the largest variances first) are directions of edits, applied to a chosen
-range of style inputs (Sec. 2.3, "layer-wise edits"); the paper uses N = 10^6 for StyleGAN
-(Sec. 3; 10^5 here by default, `samples` sets it).
+The paper's method for StyleGAN: sample N latents z, map them, w = M(z), and take the principal
+components of the w's; the components (largest variance first) are directions of edits, applied to
+a chosen range of style inputs (its "layer-wise edits"); the paper samples N = 10^6 (10^5 here by
+default, `samples` sets it).
 
 The covariance is accumulated batch by batch (`directions.merge_moments`: exact mean and scatter
 in float64), so any N fits in [w_dim, w_dim] of memory; its eigendecomposition gives the
@@ -17,8 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .directions import (Directions, Moments, Progress, Provenance, canonical_signs, network_sha256, utc_now,
-                         w_moments)
+from .directions import (Directions, Moments, Progress, Provenance, canonical_signs, network_sha256,
+                         one_blas_thread, utc_now, w_moments)
 
 DEFAULT_SAMPLES = 100_000
 
@@ -26,7 +26,8 @@ DEFAULT_SAMPLES = 100_000
 def pca(moments: Moments) -> tuple[np.ndarray, np.ndarray]:
     """(components [D, D] as unit rows, variances [D]) of the samples, largest variance first;
     signs fixed by `directions.canonical_signs`."""
-    values, vectors = np.linalg.eigh(moments.cov)  # ascending, columns
+    with one_blas_thread():
+        values, vectors = np.linalg.eigh(moments.cov)  # ascending, columns
     order = np.argsort(-values, kind="stable")
     return canonical_signs(vectors[:, order].T), np.maximum(values[order], 0.0)
 

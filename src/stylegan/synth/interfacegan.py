@@ -1,12 +1,12 @@
 """Directions from labels: InterFaceGAN's linear boundaries (Shen, Gu, Tang and Zhou, CVPR 2020).
 
-Sec. 2.2: when a binary attribute is linearly separable in the latent space, a hyperplane with
-unit normal n separates it, and moving a latent along n (w + alpha n) changes the attribute while
-leaving what is independent of it alone. Sec. 3.1: label many generated samples with a
-classifier, keep the most confident ones, and fit a linear SVM on (latent, label); its normal is
-the direction. We fit in W (StyleGAN Sec. 4.2: W is the space where attributes are linearly
-separable) with the linear-separability metric's own fit (`metrics.separability.fit_linear_svm`,
-the most confident samples by |logit| as there).
+The paper's model: when a binary attribute is linearly separable in the latent space, a
+hyperplane with unit normal n separates it, and moving a latent along n (w + alpha n) changes the
+attribute while leaving what is independent of it alone. To find n: label many generated samples
+with a classifier, keep the most confident ones (its code: 2% at each end of the scores), and fit a
+linear SVM on (latent, label); its normal is the direction. We fit in W (StyleGAN Sec. 4.2: W is
+the space where attributes are linearly separable) with the linear-separability metric's own fit
+(`metrics.separability.fit_linear_svm`, the most confident samples by |logit| as there).
 
 Labels come from:
 - the classes of a conditional network (`class_samples`): w of random classes, label "is class k";
@@ -55,7 +55,7 @@ class LabelledSamples:
 
 
 def boundary(ws: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float]:
-    """Sec. 3.1: the unit normal [D] of a linear SVM separating ws [N, D] by labels [N] (pointing to
+    """The unit normal [D] of a linear SVM separating ws [N, D] by labels [N] (pointing to
     the labelled side) and the SVM's accuracy on these samples."""
     labels = np.asarray(labels, bool)
     present = int(labels.sum())

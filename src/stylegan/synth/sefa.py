@@ -1,11 +1,12 @@
 """SeFa: closed-form factorization of latent semantics (Shen & Zhou, CVPR 2021).
 
-Sec. 3.2: a generator's first operation on a latent is affine, y = A w + b, so moving w by
-alpha n moves y by alpha A n; the unit directions that change y the most solve
-n* = argmax_{|n| = 1} |A n|^2 (Eq. 4-5), and the k best are the eigenvectors of A^T A with the k
-largest eigenvalues (Eq. 6). No sampling, no training: the directions come from the weights alone.
+The paper's "Unsupervised Semantic Factorization": a generator's first operation on a latent is
+affine, y = A w + b, so moving w by alpha n moves y by alpha A n; the unit directions that change
+y the most solve n* = argmax_{|n| = 1} |A n|^2, and (with a Lagrange multiplier) the k best are the
+eigenvectors of A^T A with the k largest eigenvalues. No sampling, no training: the directions come
+from the weights alone.
 
-Sec. 3.3 / the official code (genforce/sefa `factorize_weight`): for StyleGAN, A stacks the style
+For StyleGAN, as in the official code (genforce/sefa `factorize_weight`), A stacks the style
 affines (the "A" boxes of StyleGAN Fig. 1) of the chosen layers, one style input each (the
 StyleGAN2 ToRGBs that share a w with a conv are left out; the last w, read by the final ToRGB
 alone, is that ToRGB's), and every row (one output channel's weights) is scaled to unit length
@@ -23,8 +24,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .directions import (Directions, Progress, Provenance, canonical_signs, network_sha256, std_along, utc_now,
-                         w_moments)
+from .directions import (Directions, Progress, Provenance, canonical_signs, network_sha256, one_blas_thread,
+                         std_along, utc_now, w_moments)
 
 SCALE_SAMPLES = 10_000     # W samples for the scales (the projector's W statistics use as many)
 
@@ -73,13 +74,14 @@ def affine_weights(G, layers: Sequence[int]) -> list[np.ndarray]:
 
 
 def factorize(weights: Sequence[np.ndarray], normalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Eq. 6: A = the stacked weights [sum out, D] (rows scaled to unit length with `normalize`) ->
+    """The closed form: A = the stacked weights [sum out, D] (rows unit length with `normalize`) ->
     (eigenvectors of A^T A as rows [D, D], eigenvalues [D]), largest eigenvalue first. Each
     vector's sign is fixed so that its largest-magnitude entry is positive (eigenvectors have none)."""
     A = np.concatenate([np.asarray(w, np.float64) for w in weights], axis=0)  # [sum out, D]
     if normalize:
         A = A / np.linalg.norm(A, axis=1, keepdims=True).clip(min=1e-30)
-    values, vectors = np.linalg.eigh(A.T @ A)  # ascending, columns
+    with one_blas_thread():
+        values, vectors = np.linalg.eigh(A.T @ A)  # ascending, columns
     order = np.argsort(-values, kind="stable")
     vectors, values = vectors[:, order].T, values[order]  # rows [D, D]
     return canonical_signs(vectors), values
