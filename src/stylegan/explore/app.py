@@ -331,9 +331,12 @@ async def list_directions(ex: Explorer, request: Request) -> Response:
     """Edit panel: the sets of directions (SeFa of the network, computed on the first call; GANSpace
     results; uploaded files), each with its components' values and style inputs."""
     store = ex.directions
-    await ex.queue.run(lambda: store.ensure_sefa(ex.G, ex.network_name()))
-    return JSONResponse({"sets": [s.summary() for s in store.sets.values()],
-                         "jobs": [j.status() for j in store.jobs.values()]})
+
+    def listing() -> dict:  # on the render thread, where the sets change
+        store.ensure_sefa(ex.G, ex.network_name())
+        return {"sets": [s.summary() for s in store.sets.values()], "jobs": [j.status() for j in store.jobs.values()]}
+
+    return JSONResponse(await ex.queue.run(listing))
 
 
 async def compute_directions(ex: Explorer, request: Request) -> Response:
@@ -351,7 +354,10 @@ async def compute_directions(ex: Explorer, request: Request) -> Response:
 
 async def directions_job(ex: Explorer, request: Request) -> Response:
     """A GANSpace job's state and samples done; its set `dirs` once done or cancelled."""
-    return JSONResponse(ex.directions.job_status(request.path_params["job"], ex.G))
+    job_id = request.path_params["job"]
+    ex.directions.job(job_id)  # 404 at once for an unknown job
+    # on the render thread: storing the result compares it with G, which no render may be changing
+    return JSONResponse(await ex.queue.run(lambda: ex.directions.job_status(job_id, ex.G)))
 
 
 async def cancel_directions_job(ex: Explorer, request: Request) -> Response:
@@ -365,7 +371,7 @@ async def upload_directions(ex: Explorer, request: Request) -> Response:
     """Upload a direction file (the body; `name`: its file name) -> `{"dirs": id}`."""
     data = await _read_body(request, ex.config.max_upload_bytes)
     name = Path(request.query_params.get("name", "")).name[:100]
-    s = ex.directions.upload(data, name, ex.G)
+    s = await ex.queue.run(lambda: ex.directions.upload(data, name, ex.G))  # compares with G: between renders
     return JSONResponse({"dirs": s.id, "set": s.summary()})
 
 

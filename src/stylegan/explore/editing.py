@@ -18,7 +18,8 @@ from typing import Callable
 
 import torch
 
-from ..synth.directions import DirectionError, Directions, check_network, edit_offset, range_spec, read_directions
+from ..synth.directions import (DirectionError, Directions, check_network, edit_offset, network_sha256, range_spec,
+                                read_directions)
 from ..synth.ganspace import ganspace_directions
 from ..synth.sefa import sefa_directions
 from .errors import BadRequest, NotFound, ParamError
@@ -92,7 +93,9 @@ class GanspaceJob:
 
 class DirectionStore:
     """The sets of one explorer by id ('sefa', 'g3', 's4', 'd5'), oldest first, at most `limit`
-    besides 'sefa'; the GANSpace job. Ids come from the explorer's counter (`new_id`)."""
+    besides 'sefa'; the GANSpace job. Ids come from the explorer's counter (`new_id`). Everything
+    that reads G (SeFa, the network checks of `add`) runs on the render thread, between renders
+    (which scale the noise strengths while they draw)."""
 
     def __init__(self, new_id: Callable[[str], str], limit: int = 16, scale_samples: int = 2000):
         self.new_id, self.limit, self.scale_samples = new_id, limit, scale_samples
@@ -138,8 +141,9 @@ class DirectionStore:
         """After a snapshot switch: SeFa is recomputed when next asked for; the other sets stay,
         warned as computed on another network."""
         self.sets.pop(SEFA_ID, None)
+        sha = network_sha256(G)
         for k, s in list(self.sets.items()):
-            self.sets[k] = DirectionSet(s.id, s.label, s.directions, check_network(s.directions, G))
+            self.sets[k] = DirectionSet(s.id, s.label, s.directions, check_network(s.directions, G, sha))
 
     def get(self, set_id: str, G) -> DirectionSet:
         if set_id == SEFA_ID:

@@ -127,14 +127,14 @@ def check_directions(d: Directions) -> None:
         raise DirectionError(f"method must be one of {', '.join(METHODS)}, got {d.provenance.method!r}")
 
 
-def check_network(d: Directions, G) -> str | None:
+def check_network(d: Directions, G, sha256: str | None = None) -> str | None:
     """DirectionError when the directions cannot apply to G (w_dim, num_ws); a warning text when G
     is another network than the one they were computed on (they may still make sense: another
-    snapshot of the same run), else None."""
+    snapshot of the same run), else None. `sha256`: G's `network_sha256`, if known."""
     if d.w_dim != G.w_dim or d.num_ws != G.num_ws:
         raise DirectionError(f"the directions are for w_dim {d.w_dim} with {d.num_ws} style inputs; this network "
                              f"has w_dim {G.w_dim} with {G.num_ws}")
-    if d.provenance.network_sha256 and d.provenance.network_sha256 != network_sha256(G):
+    if d.provenance.network_sha256 and d.provenance.network_sha256 != (sha256 or network_sha256(G)):
         source = f" ({d.provenance.network})" if d.provenance.network else ""
         return (f"these {d.provenance.method} directions were computed on another network{source}, "
                 f"sha256 {d.provenance.network_sha256[:12]}...")
