@@ -1,5 +1,6 @@
-"""Networks: mapping (shared), StyleGAN2 and StyleGAN v1 synthesis / discriminators, configs."""
-from .config import Architecture, DiscriminatorConfig, GeneratorConfig, MappingConfig
+"""Networks: mapping (shared), StyleGAN v1 / StyleGAN2 / StyleGAN3 synthesis, discriminators, configs."""
+from .config import (STYLEGAN3_R, STYLEGAN3_T, Architecture, DiscriminatorConfig, GeneratorConfig, MappingConfig,
+                     StyleGAN3Options)
 from .generator import Generator, mix_styles
 from .mapping import MappingNetwork, truncate
 
@@ -13,5 +14,6 @@ def build_discriminator(cfg: DiscriminatorConfig):
     return Discriminator(cfg)
 
 
-__all__ = ["Architecture", "DiscriminatorConfig", "GeneratorConfig", "MappingConfig", "Generator",
+__all__ = ["Architecture", "DiscriminatorConfig", "GeneratorConfig", "MappingConfig", "StyleGAN3Options",
+           "STYLEGAN3_T", "STYLEGAN3_R", "Generator",
            "mix_styles", "MappingNetwork", "truncate", "build_discriminator"]

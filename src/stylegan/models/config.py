@@ -43,6 +43,52 @@ class StyleGAN1Options:
 
 
 @dataclass(frozen=True)
+class StyleGAN3Options:
+    """The alias-free synthesis network (StyleGAN3, Karras et al. 2021; read only when version == 3).
+
+    Names and defaults are the official `SynthesisNetwork` / `SynthesisLayer` keyword arguments.
+    The defaults are config T (translation equivariance, Sec. 3.2 "Flexible layer
+    specifications"); config R ("Rotation equivariance") uses 1x1 convolutions and radially
+    symmetric downsampling filters (`STYLEGAN3_R`), and officially doubles channel_base and
+    channel_max of the GeneratorConfig.
+    """
+
+    num_layers: int = 14  # synthesis layers, excluding the Fourier-feature input and ToRGB
+    num_critical: int = 2  # critically sampled layers at the end
+    first_cutoff: float = 2.0  # f_c of the first layer
+    first_stopband: float = 2 ** 2.1  # minimum stopband f_t of the first layer
+    last_stopband_rel: float = 2 ** 0.3  # minimum stopband of the last layer, relative to its cutoff
+    margin_size: int = 10  # pixels computed outside the image on each side
+    output_scale: float = 0.25  # the image is the last layer's output times this
+    conv_kernel: int = 3  # 1 for config R (the ToRGB layer is always 1x1)
+    filter_size: int = 6  # low-pass taps per sample of the lower rate when resampling
+    lrelu_upsampling: int = 2  # the nonlinearity runs at this multiple of the higher sampling rate
+    use_radial_filters: bool = False  # radially symmetric downsampling filters (config R)
+    magnitude_ema_beta: float = 0.999  # decay of the moving average of each layer's input magnitude
+
+    def __post_init__(self) -> None:
+        if self.num_layers < 1 or not 0 <= self.num_critical < self.num_layers:
+            raise ValueError(f"StyleGAN3 needs num_layers >= 1 and 0 <= num_critical < num_layers, got "
+                             f"{self.num_layers}, {self.num_critical}")
+        if self.conv_kernel < 1 or self.filter_size < 1 or self.lrelu_upsampling < 1 or self.margin_size < 0:
+            raise ValueError("StyleGAN3 conv_kernel, filter_size and lrelu_upsampling must be >= 1, "
+                             "margin_size >= 0")
+
+    @property
+    def config_name(self) -> str:
+        """'T' or 'R' for the paper's configurations, 'custom' for other switches."""
+        if self.conv_kernel == 3 and not self.use_radial_filters:
+            return "T"
+        if self.conv_kernel == 1 and self.use_radial_filters:
+            return "R"
+        return "custom"
+
+
+STYLEGAN3_T = StyleGAN3Options()
+STYLEGAN3_R = StyleGAN3Options(conv_kernel=1, use_radial_filters=True)
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     z_dim: int = 512
     c_dim: int = 0
@@ -50,7 +96,9 @@ class GeneratorConfig:
     img_resolution: int = 1024
     img_channels: int = 3
     mapping: MappingConfig = field(default_factory=MappingConfig)
-    version: Literal[1, 2] = 2  # 1: AdaIN synthesis (StyleGAN); 2: weight demodulation (StyleGAN2)
+    # 1: AdaIN synthesis (StyleGAN); 2: weight demodulation (StyleGAN2); 3: alias-free (StyleGAN3,
+    # switches in `v3`; architecture, resample_filter, use_noise and growing do not apply)
+    version: Literal[1, 2, 3] = 2
     architecture: Architecture = "skip"
     channel_base: int = 32768
     channel_max: int = 512
@@ -67,13 +115,26 @@ class GeneratorConfig:
     # of StyleGAN2 configs B-D. Requires architecture 'orig'.
     growing: bool = False
     v1: Optional[StyleGAN1Options] = None  # version 1 switches (None: defaults = configs D..F)
+    v3: Optional[StyleGAN3Options] = None  # version 3 switches (None: defaults = config T)
 
     def __post_init__(self) -> None:
         _check_resolution(self.img_resolution)
+        if self.version == 3 and (self.growing or self.v1 is not None):
+            raise ValueError("a StyleGAN3 (version 3) generator neither grows nor takes v1 switches")
+        if self.v3 is not None and self.version != 3:
+            raise ValueError(f"v3 switches belong to version 3 networks, not version {self.version}")
+
+    @property
+    def sg3(self) -> StyleGAN3Options:
+        """The StyleGAN3 switches of a version 3 config (defaults when v3 is None)."""
+        return self.v3 if self.v3 is not None else STYLEGAN3_T
 
     @property
     def num_ws(self) -> int:
-        """Style inputs: 2 per resolution from 4x4, minus one (the 4x4 block has one conv)."""
+        """Style inputs: 2 per resolution from 4x4, minus one (the 4x4 block has one conv); StyleGAN3:
+        one per layer, the Fourier-feature input and ToRGB included (num_layers + 2)."""
+        if self.version == 3:
+            return self.sg3.num_layers + 2
         return 2 * int(math.log2(self.img_resolution)) - 2
 
     def channels(self, res: int) -> int:

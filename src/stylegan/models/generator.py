@@ -23,8 +23,10 @@ def mix_styles(ws_a: torch.Tensor, ws_b: torch.Tensor, crossover: int | torch.Te
 
 
 def build_synthesis(cfg: GeneratorConfig) -> nn.Module:
-    if cfg.version == 2 and not cfg.growing:
-        from .stylegan2 import SynthesisNetwork
+    if cfg.version == 3:
+        from .stylegan3 import SynthesisNetwork
+    elif cfg.version == 2 and not cfg.growing:
+        from .stylegan2 import SynthesisNetwork  # noqa: F811
     else:
         from .stylegan1 import SynthesisNetwork  # noqa: F811
     return SynthesisNetwork(cfg)
