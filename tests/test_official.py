@@ -200,13 +200,19 @@ def fake_official_packages(tmp_path: Path):
     assert not marker.exists()
 
 
-BUFFERS = {"resample_filter", "w_avg", "noise_const", "p"}
+BUFFERS = {"resample_filter", "w_avg", "noise_const", "p",
+           "transform", "freqs", "phases", "magnitude_ema", "up_filter", "down_filter"}  # + StyleGAN3's
 G_RULES = [
     (r"", "Generator"), (r"mapping", "MappingNetwork"), (r"mapping\.(fc\d+|embed)", "FullyConnectedLayer"),
     (r"synthesis", "SynthesisNetwork"), (r"synthesis\.b\d+", "SynthesisBlock"),
     (r"synthesis\.b\d+\.conv[01]", "SynthesisLayer"), (r"synthesis\.b\d+\.torgb", "ToRGBLayer"),
     (r".*\.affine", "FullyConnectedLayer"), (r"synthesis\.b\d+\.skip", "Conv2dLayer"),
     (r"synthesis\.input", "SynthesisInput"),
+]
+G3_RULES = [
+    (r"", "Generator"), (r"mapping", "MappingNetwork"), (r"mapping\.(fc\d+|embed)", "FullyConnectedLayer"),
+    (r"synthesis", "SynthesisNetwork"), (r"synthesis\.input", "SynthesisInput"),
+    (r"synthesis\.L\d+_\d+_\d+", "SynthesisLayer"), (r".*\.affine", "FullyConnectedLayer"),
 ]
 D_RULES = [
     (r"", "Discriminator"), (r"b4", "DiscriminatorEpilogue"), (r"b4\.mbstd", "MinibatchStdLayer"),
@@ -284,6 +290,59 @@ def fake_snapshot(fake, tensors, meta, module_src, *, augment_p=0.25, g_layout="
         snap["augment_pipe"] = official_tree(fake, {"p": torch.tensor(augment_p)}, [(r"", "AugmentPipe")],
                                              module_src, E(xflip=1, rotate90=1))
     return snap
+
+
+def fake_sg3_snapshot(fake, module_src, d_module_src, *, config="T", layer_edit=None):
+    """A stylegan3-repository snapshot of a StyleGAN3 generator: G / G_ema from NVIDIA's StyleGAN3
+    fixture (kwargs, weights, and the attributes its layers recorded, with the official numpy types),
+    D the StyleGAN2 discriminator (from the StyleGAN2 fixture: also 32x32 RGB)."""
+    from stylegan.selftest.fixture import SG3_FIXTURES, load_fixture
+
+    fx = load_fixture(SG3_FIXTURES[config])
+    E = fake.EasyDict
+    gk = dict(fx.meta["G_kwargs"])
+    g_kwargs = E(gk, mapping_kwargs=E(gk.pop("mapping_kwargs")))
+    base = {k: gk[k] for k in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")}
+
+    def generator(state):
+        G = official_tree(fake, state, G3_RULES, module_src, g_kwargs, dict(base, num_ws=len(fx.meta["layers"]) + 1))
+        for lname, attrs in fx.meta["layers"].items():
+            layer = getattr(G.synthesis, lname)
+            for attr, value in attrs.items():
+                if attr.endswith("_size"):
+                    value = np.broadcast_to(np.asarray(value), [2])
+                elif isinstance(value, float):
+                    value = np.float64(value)
+                setattr(layer, attr, value)
+            if layer_edit is not None:
+                layer_edit(lname, layer)
+        G.synthesis.layer_names = list(fx.meta["layers"])
+        return G
+
+    g_state = fx.prefixed("G.")
+    g_train = dict(g_state)
+    g_train["mapping.fc0.bias"] = g_train["mapping.fc0.bias"] + 0.5  # G differs from G_ema
+    tensors, meta = fixture()
+    dk = dict(meta["D_kwargs"])
+    d_kwargs = E(dk, block_kwargs=E(freeze_layers=0), mapping_kwargs=E(),
+                 epilogue_kwargs=E(dk.pop("epilogue_kwargs")))
+    D = official_tree(fake, prefixed(tensors, "D."), D_RULES, d_module_src, d_kwargs,
+                      {"c_dim": 0, "img_resolution": 32, "img_channels": 3}, ("b4.mbstd",))
+    return fx, {"G": generator(g_train), "D": D, "G_ema": generator(g_state), "augment_pipe": None,
+                "training_set_kwargs": E(class_name="training.dataset.ImageFolderDataset", path="data/x.zip",
+                                         use_labels=True, max_size=100, xflip=False, resolution=32)}
+
+
+def write_fake_sg3_snapshot(tmp_path, name="network-snapshot-sg3.pkl", **kw):
+    src_marker = tmp_path / "module_src_ran"
+    path = tmp_path / name
+    src = module_src_with_side_effect(src_marker, ("Generator", "SynthesisInput", "SynthesisLayer"))
+    d_src = module_src_with_side_effect(src_marker, ("Discriminator", "DiscriminatorBlock"))  # networks_stylegan2
+    with fake_official_packages(tmp_path) as fake:
+        fx, snap = fake_sg3_snapshot(fake, src, d_src, **kw)
+        with open(path, "wb") as f:
+            pickle.dump(snap, f, protocol=4)
+    return path, fx, src_marker
 
 
 def write_fake_snapshot(tmp_path, name="network-snapshot-000000.pkl", protocol=4, **kw):
@@ -618,16 +677,67 @@ def test_foreign_files(tmp_path):
 
 
 @needs_fixture
-def test_stylegan3_refused(tmp_path):
-    path, _, src_marker = write_fake_snapshot(tmp_path, sg3=True)
-    with pytest.raises(OfficialFormatError, match="StyleGAN3"):
-        load_official(path)
-    with pytest.raises(OfficialFormatError, match="StyleGAN3"):
-        convert_official(path, tmp_path / "out.safetensors")
-    assert not (tmp_path / "out.safetensors").exists()
-    assert_nothing_ran(src_marker)
-    # Its D is a networks_stylegan2 discriminator and still loads on request.
+def test_stylegan3_pickle_loads_converts_and_matches_nvidia(tmp_path):
+    """A stylegan3-repository snapshot of config T: G_ema / G load as our StyleGAN3 generator and
+    reproduce NVIDIA's outputs, D is its StyleGAN2 discriminator, `stylegan convert` keeps all three."""
+    from stylegan.cli import main
+    from stylegan.selftest.fixture import SG3_OUTPUTS, sg3_fixture_calls, sg3_fixture_errors
+
+    path, fx, src_marker = write_fake_sg3_snapshot(tmp_path)
+    assert b"SynthesisInput" in path.read_bytes()
+    G = load_official(path)
+    assert G.cfg.version == 3 and G.cfg.sg3.config_name == "T" and G.num_ws == 16
+    assert not G.training and not any(p.requires_grad for p in G.parameters())
+    errors = sg3_fixture_errors(sg3_fixture_calls(G, fx), fx)
+    assert all(errors[k] <= 1e-4 for k in SG3_OUTPUTS if k != "out.grad_ws"), errors
     assert load_official(path, which="D").cfg.architecture == "resnet"
+    G_train = load_official(path, which="G")
+    assert not torch.equal(G_train.mapping.fc0.bias, G.mapping.fc0.bias)
+    assert_nothing_ran(src_marker)
+
+    dest = tmp_path / "sg3.safetensors"
+    result = CliRunner().invoke(main, ["convert", str(path), str(dest)])
+    assert result.exit_code == 0, result.output
+    assert "stylegan3-T" in result.output
+    for which in ("G_ema", "G", "D"):
+        a, b = stylegan.load(dest, which=which), load_official(path, which=which)
+        assert a.cfg == b.cfg
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    errors = sg3_fixture_errors(sg3_fixture_calls(stylegan.load(dest), fx), fx)
+    assert all(errors[k] <= 1e-4 for k in SG3_OUTPUTS if k != "out.grad_ws"), errors
+    G2 = stylegan.load(path)  # stylegan.load dispatches pickles to the same importer
+    assert G2.cfg == G.cfg
+
+    info = CliRunner().invoke(main, ["info", str(path)])
+    assert info.exit_code == 0, info.output
+    for word in ("StyleGAN3-T", "32x32", "num_ws 16", "L0_36_12", "cutoff", "sampling rate"):
+        assert word in info.output, word
+    assert_nothing_ran(src_marker)
+
+
+@needs_fixture
+def test_stylegan3_with_another_schedule_is_refused(tmp_path):
+    """A layer whose recorded padding differs from what the kwargs give (a fork) is refused, by name."""
+    def edit(name, layer):
+        if name.startswith("L3_"):
+            layer.padding = [v + 1 for v in layer.padding]
+
+    path, _, src_marker = write_fake_sg3_snapshot(tmp_path, layer_edit=edit)
+    with pytest.raises(OfficialFormatError, match=r"L3_36_12\.padding.*modified"):
+        load_official(path)
+    assert load_official(path, which="D").cfg.architecture == "resnet"
+    assert_nothing_ran(src_marker)
+
+
+@needs_fixture
+def test_stylegan3_marker_in_a_stylegan2_tree_is_refused(tmp_path):
+    """A StyleGAN2 generator tree carrying a SynthesisInput is no official network."""
+    path, _, src_marker = write_fake_snapshot(tmp_path, sg3=True)
+    with pytest.raises(OfficialFormatError, match="StyleGAN3 Generator does not have"):
+        load_official(path)
+    assert load_official(path, which="D").cfg.architecture == "resnet"
+    assert_nothing_ran(src_marker)
 
 
 def test_kwargs_errors_and_notes():

@@ -13,7 +13,7 @@ from ..device import cpu_model, resolve_device
 from ..nn.runtime import Runtime
 from .ddp import check_ddp
 from .fastpaths import CHECKS as FAST_PATH_CHECKS
-from .parity import check_fixture
+from .parity import check_fixture, check_sg3_fixture
 from .phases import check_fp16_clamp, check_training_phases
 from .precision import DTYPES, check_dtype_supported
 from .result import CheckResult, run_check
@@ -58,6 +58,7 @@ def plan(options: SelftestOptions, device: torch.device) -> list[tuple[str, Chec
 
     checks: list[tuple[str, Check]] = [
         ("fixture", on(small, lambda: check_fixture(device, options.dtype))),
+        ("stylegan3", on(small, lambda: check_sg3_fixture(device, options.dtype))),
         ("train/phases", on(small, lambda: check_training_phases(device, steps=1 if options.quick else 2))),
         ("train/fp16-clamp", on(small, lambda: check_fp16_clamp(device))),
     ]

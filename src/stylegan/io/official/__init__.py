@@ -3,7 +3,8 @@
 Accepted files (see docs/official.md):
 
 * PyTorch snapshots of stylegan2-ada-pytorch (`network-snapshot-*.pkl`) and of the stylegan3
-  repository when they hold StyleGAN2 networks (`pytorch`);
+  repository, holding StyleGAN2 networks or StyleGAN3 generators (configs T and R, beside their
+  StyleGAN2 discriminator) (`pytorch`);
 * TensorFlow StyleGAN2 pickles (`(G, D, Gs)` tuples of `dnnlib.tflib.network.Network`, `tf`) and
   TensorFlow StyleGAN (v1) pickles of the same form (`tf1`).
 
@@ -21,7 +22,7 @@ from torch import nn
 
 from .common import OfficialFormatError, ForeignNetwork, ForeignFile, write_converted
 from .pytorch import (discriminator_config_from_kwargs, generator_config_from_kwargs, official_to_ours_state,
-                      read_pytorch_pickle)
+                      read_pytorch_pickle, stylegan3_config_from_kwargs)
 from .records import PersistentObject, TFNetwork
 from .tf import tf_network
 from .tf1 import V1_BUILD_FUNCS, tf1_network
@@ -29,7 +30,7 @@ from .unpickler import LEGACY_MAGIC, RestrictedUnpickler
 
 __all__ = ["OfficialFormatError", "ForeignNetwork", "ForeignFile", "read_official", "load_official",
            "convert_official", "generator_config_from_kwargs", "discriminator_config_from_kwargs",
-           "official_to_ours_state"]
+           "stylegan3_config_from_kwargs", "official_to_ours_state"]
 
 
 def _read_tensorflow(path: Path, nets: dict[str, TFNetwork]) -> ForeignFile:

@@ -228,7 +228,8 @@ def write_converted(file: ForeignFile, dest: str | Path) -> dict:
         cfg = net.cfg
         summary["networks"][name] = {
             "kind": net.kind, "source_class": net.source_class, "resolution": cfg.img_resolution,
-            "channels": cfg.img_channels, "c_dim": cfg.c_dim, "architecture": cfg.architecture,
+            "channels": cfg.img_channels, "c_dim": cfg.c_dim,
+            "architecture": f"stylegan3-{cfg.sg3.config_name}" if getattr(cfg, "version", 2) == 3 else cfg.architecture,
             "params": sum(p.numel() for p in module.parameters()),
         }
         summary["notes"] += [f"{name}: {n}" for n in net.notes]

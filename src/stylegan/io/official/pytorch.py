@@ -1,4 +1,7 @@
-"""Official PyTorch StyleGAN2 pickles (stylegan2-ada-pytorch, stylegan3 repository) -> our modules.
+"""Official PyTorch pickles (stylegan2-ada-pytorch, stylegan3 repository) -> our modules.
+
+StyleGAN2 networks (`networks_stylegan2`, both repositories) and the stylegan3 repository's
+StyleGAN3 generators (`networks_stylegan3`: configs T and R; their discriminator is the StyleGAN2 one).
 
 A snapshot is `pickle.dump` of a dict {'G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs'}
 whose modules are `torch_utils.persistence` objects, read here as `PersistentObject` records
@@ -6,8 +9,11 @@ whose modules are `torch_utils.persistence` objects, read here as `PersistentObj
 
 Mapping: our StyleGAN2 modules use the official state-dict names except the noise input
 (official `convN.noise_const` / `convN.noise_strength` are ours `convN.noise.const` /
-`convN.noise.strength`). Configs are built from the official constructor kwargs; every official
-tensor must be consumed exactly once and every tensor of ours filled, or the error lists both.
+`convN.noise.strength`); our StyleGAN3 modules use exactly the official names. Configs are built
+from the official constructor kwargs; every official tensor must be consumed exactly once and every
+tensor of ours filled, or the error lists both. For StyleGAN3 the layer attributes the official
+constructor recorded (sampling rates, cutoffs, padding, ...) must also equal the schedule our
+config gives, so a fork with another schedule is refused rather than run with the wrong filters.
 """
 from __future__ import annotations
 
@@ -18,13 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...models import DiscriminatorConfig, GeneratorConfig, MappingConfig
+from ...models import DiscriminatorConfig, GeneratorConfig, MappingConfig, StyleGAN3Options
 from .common import (MALFORMED, Kwargs, OfficialFormatError, ForeignNetwork, ForeignFile, as_arch, as_filter,
                      as_float, as_int, fit_state, jsonable, merge_args, opt_float, opt_int)
 from .records import PersistentObject, TorchModuleObject
 
 __all__ = ["persistent_state_dict", "official_key_to_ours", "official_to_ours_state",
-           "generator_config_from_kwargs", "discriminator_config_from_kwargs", "read_pytorch_pickle"]
+           "generator_config_from_kwargs", "stylegan3_config_from_kwargs", "discriminator_config_from_kwargs",
+           "read_pytorch_pickle"]
 
 
 _MODULE_TYPES = (PersistentObject, TorchModuleObject)
@@ -73,6 +80,8 @@ _G_CLASSES = {"Generator", "MappingNetwork", "SynthesisNetwork", "SynthesisBlock
               "ToRGBLayer", "FullyConnectedLayer", "Conv2dLayer"}
 _D_CLASSES = {"Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "MinibatchStdLayer",
               "Conv2dLayer", "FullyConnectedLayer", "MappingNetwork"}
+_G3_CLASSES = {"Generator", "MappingNetwork", "SynthesisNetwork", "SynthesisInput", "SynthesisLayer",
+               "FullyConnectedLayer"}
 _SG3_MARKERS = ("SynthesisInput",)
 
 
@@ -171,6 +180,102 @@ def generator_config_from_kwargs(kwargs: dict, args: tuple = ()) -> tuple[Genera
     return cfg, notes
 
 
+def stylegan3_config_from_kwargs(kwargs: dict, args: tuple = ()) -> tuple[GeneratorConfig, list[str]]:
+    """Official StyleGAN3 Generator constructor kwargs (`training.networks_stylegan3`) -> our config.
+
+    The synthesis and layer keywords sit at the top level beside the mapping_kwargs; defaults are
+    the official constructors' (num_fp16_res 4, conv_clamp 256, mapping: 2 layers, w_avg decay
+    0.998), since a pickle records only the keywords train.py passed.
+    """
+    notes: list[str] = []
+    kwargs = merge_args(args, kwargs, ["z_dim", "c_dim", "w_dim", "img_resolution", "img_channels",
+                                        "mapping_kwargs"], "Generator")
+    top = Kwargs(kwargs, "G kwargs", notes)
+    missing = [k for k in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels") if k not in top.kw]
+    if missing:
+        raise OfficialFormatError(f"Generator kwargs lack {missing}")
+    base = dict(z_dim=as_int(top.take("z_dim"), "z_dim", 1), c_dim=as_int(top.take("c_dim"), "c_dim"),
+                w_dim=as_int(top.take("w_dim"), "w_dim", 1),
+                img_resolution=as_int(top.take("img_resolution"), "img_resolution", 4),
+                img_channels=as_int(top.take("img_channels"), "img_channels", 1))
+    mapping = Kwargs(top.take("mapping_kwargs", {}), "G mapping_kwargs", notes)
+    mcfg = MappingConfig(
+        num_layers=as_int(mapping.take("num_layers", 2), "mapping num_layers", 1),
+        lr_multiplier=as_float(mapping.take("lr_multiplier", 0.01), "mapping lr_multiplier"),
+        w_avg_beta=as_float(mapping.take("w_avg_beta", 0.998), "mapping w_avg_beta"))
+    mapping.finish()
+    d = StyleGAN3Options()
+    v3 = dict(
+        num_layers=as_int(top.take("num_layers", d.num_layers), "num_layers", 1),
+        num_critical=as_int(top.take("num_critical", d.num_critical), "num_critical"),
+        first_cutoff=as_float(top.take("first_cutoff", d.first_cutoff), "first_cutoff"),
+        first_stopband=as_float(top.take("first_stopband", d.first_stopband), "first_stopband"),
+        last_stopband_rel=as_float(top.take("last_stopband_rel", d.last_stopband_rel), "last_stopband_rel"),
+        margin_size=as_int(top.take("margin_size", d.margin_size), "margin_size"),
+        output_scale=as_float(top.take("output_scale", d.output_scale), "output_scale"),
+        conv_kernel=as_int(top.take("conv_kernel", d.conv_kernel), "conv_kernel", 1),
+        filter_size=as_int(top.take("filter_size", d.filter_size), "filter_size", 1),
+        lrelu_upsampling=as_int(top.take("lrelu_upsampling", d.lrelu_upsampling), "lrelu_upsampling", 1),
+        use_radial_filters=bool(top.take("use_radial_filters", d.use_radial_filters)),
+        magnitude_ema_beta=as_float(top.take("magnitude_ema_beta", d.magnitude_ema_beta), "magnitude_ema_beta"),
+    )
+    fields = dict(
+        channel_base=as_int(top.take("channel_base", 32768), "channel_base", 1),
+        channel_max=as_int(top.take("channel_max", 512), "channel_max", 1),
+        num_fp16_res=as_int(top.take("num_fp16_res", 4), "num_fp16_res"),
+        conv_clamp=opt_float(top.take("conv_clamp", 256), "conv_clamp"),
+    )
+    top.finish()
+    try:
+        cfg = GeneratorConfig(**base, mapping=mcfg, version=3, v3=StyleGAN3Options(**v3), **fields)
+    except (TypeError, ValueError) as e:
+        raise OfficialFormatError(f"Generator kwargs: {e}") from None
+    return cfg, notes
+
+
+# Attributes each official SynthesisLayer records, against our schedule's (ints exact, floats to 1e-9).
+_SG3_LAYER_ATTRS = ("in_channels", "out_channels", "in_sampling_rate", "out_sampling_rate", "tmp_sampling_rate",
+                    "in_cutoff", "out_cutoff", "in_half_width", "out_half_width", "conv_kernel", "up_factor",
+                    "down_factor", "up_taps", "down_taps", "down_radial", "is_torgb", "is_critically_sampled")
+
+
+def _scalar(v: Any) -> Any:
+    if isinstance(v, np.ndarray) and v.size >= 1:
+        v = v.reshape(-1)[0]  # in_size / out_size are [w, h] arrays of equal entries
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _check_stylegan3_schedule(obj: PersistentObject, cfg: GeneratorConfig) -> None:
+    """The layers the pickle holds, and what their constructor recorded, against our schedule."""
+    from ...models.stylegan3 import synthesis_schedule
+
+    synthesis = (obj.state.get("_modules") or {}).get("synthesis")
+    if synthesis is None:
+        raise OfficialFormatError("the StyleGAN3 generator has no synthesis network")
+    modules = synthesis.state.get("_modules") or {}
+    spec_in, specs = synthesis_schedule(cfg)
+    names = [s.name for s in specs]
+    theirs = [n for n in modules if n != "input"]
+    if theirs != names:
+        raise OfficialFormatError(f"its synthesis layers {theirs[:4]}... differ from the ones its kwargs give "
+                                  f"{names[:4]}... (a modified schedule?)")
+    for spec in specs:
+        st = modules[spec.name].state
+        for attr in _SG3_LAYER_ATTRS + ("padding", "in_size", "out_size"):
+            if attr not in st:
+                continue
+            recorded, ours = _scalar(st[attr]), getattr(spec, attr)
+            if attr == "padding":
+                same = [int(v) for v in recorded] == list(ours)
+            elif isinstance(ours, bool):
+                same = bool(recorded) == ours
+            else:
+                same = abs(float(recorded) - float(ours)) <= 1e-9 * max(1.0, abs(float(ours)))
+            if not same:
+                raise OfficialFormatError(f"synthesis.{spec.name}.{attr} = {recorded!r} in the pickle, but its "
+                                          f"kwargs give {ours!r} (a modified StyleGAN3?)")
+
+
 def discriminator_config_from_kwargs(kwargs: dict, args: tuple = ()) -> tuple[DiscriminatorConfig, list[str]]:
     """Official StyleGAN2 Discriminator constructor kwargs -> our DiscriminatorConfig (+ notes)."""
     notes: list[str] = []
@@ -243,19 +348,24 @@ def _pytorch_network(path: Path, name: str, obj: PersistentObject) -> ForeignNet
     net = ForeignNetwork(name, kind, obj.class_name)
     what = f"{path.name} [{name}]"
     try:
-        if _is_stylegan3(obj):
-            raise OfficialFormatError(
-                "is a StyleGAN3 (alias-free, networks_stylegan3) network; only StyleGAN2 networks "
-                "(stylegan2-ada-pytorch, or networks_stylegan2 in the stylegan3 repository) are supported")
-        expected = _G_CLASSES if kind == "generator" else _D_CLASSES
+        sg3 = _is_stylegan3(obj)
+        if sg3 and kind != "generator":
+            raise OfficialFormatError("a StyleGAN3 discriminator does not exist officially (the stylegan3 "
+                                      "repository trains the StyleGAN2 one); refused rather than guessed")
+        expected = _G3_CLASSES if sg3 else _G_CLASSES if kind == "generator" else _D_CLASSES
         unknown = sorted(_tree_classes(obj) - expected)
         if unknown:
+            which = "StyleGAN3" if sg3 else "StyleGAN2"
             raise OfficialFormatError(
-                f"contains modules of classes {unknown} that the official StyleGAN2 {obj.short_class} does not "
+                f"contains modules of classes {unknown} that the official {which} {obj.short_class} does not "
                 f"have (a modified fork?); refused rather than guessed")
         init_kwargs = obj.state.get("_init_kwargs", {})
         init_args = obj.state.get("_init_args", ())
-        if kind == "generator":
+        if sg3:
+            net.cfg, net.notes = stylegan3_config_from_kwargs(init_kwargs, init_args)
+            _cross_check(obj, net.cfg, ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "num_ws"))
+            _check_stylegan3_schedule(obj, net.cfg)
+        elif kind == "generator":
             net.cfg, net.notes = generator_config_from_kwargs(init_kwargs, init_args)
             _cross_check(obj, net.cfg, ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"))
         else:

@@ -282,8 +282,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             pass
         raise OfficialFormatError(
             f"refused to load: the pickle references the global '{module}.{name}', which an official "
-            f"network pickle never needs; it was not imported or called. Only NVIDIA's StyleGAN2 "
-            f"(PyTorch or TensorFlow) and StyleGAN (TensorFlow) network pickles are accepted")
+            f"network pickle never needs; it was not imported or called. Only NVIDIA's StyleGAN3 and StyleGAN2 "
+            f"(PyTorch), StyleGAN2 (TensorFlow) and StyleGAN (TensorFlow) network pickles are accepted")
 
     def persistent_load(self, pid: Any) -> Any:
         if self._storages is None:
