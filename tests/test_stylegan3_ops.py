@@ -131,6 +131,19 @@ def test_reference_is_the_definition():
     torch.testing.assert_close(got, y, atol=1e-6, rtol=1e-6)  # the outer product rounds in float32
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_channel_groups_give_the_same_result(monkeypatch, bias):
+    """Inference on groups of channels (large intermediates) is the same function."""
+    x = torch.randn(2, 5, 20, 20)
+    b = torch.randn(5) if bias else None
+    kw = dict(up=2, down=2, padding=(9, 8, 9, 8), clamp=0.5, settings=FAST)
+    with torch.no_grad():
+        whole = filtered_lrelu(x, FU, FR, b, **kw)
+        monkeypatch.setattr(flr, "CHUNK_BYTES", 1)  # one channel per group
+        grouped = filtered_lrelu(x, FU, FR, b, **kw)
+    torch.testing.assert_close(grouped, whole, atol=0, rtol=0)
+
+
 def test_inputs_are_not_modified_and_dtype_kept():
     x = torch.randn(1, 2, 8, 8)
     keep = x.clone()

@@ -54,6 +54,13 @@ SQRT2 = math.sqrt(2.0)
 # axes use the strided (transposed) depthwise convolutions. Measured on CPU (docs: the op's bench).
 MATMUL_MAX_SIZE = 96
 
+# Inference only (nothing recorded): when the upsampled intermediate of all channels exceeds this
+# many bytes, the op runs on groups of channels whose intermediate is about this size, so each
+# group's passes find their input in the CPU caches instead of main memory (the intermediate is
+# up^2 times the input: 320 MB for one 512-channel 276 px layer at up = 2). About 2x faster on a
+# 2-core CPU for the layers above 128 px; results are identical (channels are independent).
+CHUNK_BYTES = 16 * 2 ** 20
+
 
 def _check(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None, b: torch.Tensor | None,
            up: int, down: int, gain: float, slope: float, clamp: float | None) -> None:
@@ -241,6 +248,21 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Te
     _check(x, fu, fd, b, up, down, gain, slope, clamp)
     _check_size(x, fu, fd, up, down, padding)
     pad = _padding4(padding)
+    recording = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
+    if not recording and x.device.type == "cpu":
+        n, c, h, w = x.shape
+        per_channel = n * (h * up + pad[2] + pad[3]) * (w * up + pad[0] + pad[1]) * x.element_size()
+        group = max(1, CHUNK_BYTES // max(per_channel, 1))
+        if group < c:
+            return torch.cat([_filtered_lrelu_fast(x[:, i:i + group], fu, fd, None if b is None else b[i:i + group],
+                                                   up, pad, gain, slope, clamp, flip_filter, down, settings)
+                              for i in range(0, c, group)], dim=1)
+    return _filtered_lrelu_fast(x, fu, fd, b, up, pad, gain, slope, clamp, flip_filter, down, settings)
+
+
+def _filtered_lrelu_fast(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None, b: torch.Tensor | None,
+                         up: int, pad: tuple[int, int, int, int], gain: float, slope: float, clamp: float | None,
+                         flip_filter: bool, down: int, settings: OpSettings) -> torch.Tensor:
     source = x.untyped_storage().data_ptr()
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
