@@ -34,6 +34,8 @@ EDIT_SLIDER_RANGE = (-5.0, 5.0)   # the page's sliders (typed values may go to E
 EDIT_SLIDERS = 8                # sliders the page shows: the strongest components
 MAX_COMPONENT = 4095
 _W_ID = re.compile(r"[a-z0-9]{1,16}")
+_RANGE_PART = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
+MAX_RANGE_ITEMS = 1024          # numbers one range spec ('0-3,7') may name before it is expanded
 
 
 @dataclass(frozen=True)
@@ -162,10 +164,27 @@ def _flag(query, key: str) -> bool:
     return (_one(query, key) or "").lower() in ("1", "true", "on")
 
 
+def _range_size(spec: str, key: str, most: int = MAX_RANGE_ITEMS) -> int:
+    """How many numbers the range spec '0-3,7' names, counted without expanding it: refused beyond
+    `most`, because `parse_range` builds the list, and '0-4294967295' in a URL would be 4 billion
+    ints (tens of GB) before any check of its length could run."""
+    count = 0
+    for part in spec.split(","):
+        m = _RANGE_PART.fullmatch(part)
+        try:
+            count += max(int(m.group(2)) - int(m.group(1)) + 1, 1) if m else 1
+        except ValueError:  # more digits than int() converts (4300): not a range anyone means
+            raise ParamError(f"{key}: a number in {spec[:40]!r}... is too long") from None
+        if count > most:
+            raise ParamError(f"{key}: {spec[:40]!r} names more than {most} numbers")
+    return count
+
+
 def parse_styles(spec: str | None, num_ws: int) -> tuple[int, ...]:
     """'' -> (); 'coarse' | 'middle' | 'fine' | '0-3,6' -> style indices valid for this network."""
     if spec is None:
         return ()
+    _range_size(spec, "mix")
     try:
         return tuple(style_indices(spec, num_ws))
     except ValueError as e:
@@ -190,6 +209,8 @@ def _class_idx(query, G) -> int | None:
 
 def _anim_seeds(query) -> tuple[int, ...]:
     raw = _one(query, "anim_seeds")
+    if raw is not None and _range_size(raw, "anim_seeds") > MAX_ANIM_SEEDS:
+        raise ParamError(f"anim_seeds: give 2..{MAX_ANIM_SEEDS} seeds in 0..{MAX_SEED}")
     try:
         seeds = tuple(parse_range(raw)) if raw is not None else DEFAULT_VIEW.anim_seeds
     except ValueError as e:
@@ -237,6 +258,7 @@ def _layers(query, key: str, num_ws: int) -> tuple[int, ...]:
         return ()
     if spec.lower() == "all":
         return tuple(range(num_ws))
+    _range_size(spec, key)
     try:
         return tuple(style_indices(spec, num_ws))
     except ValueError as e:
