@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import zipfile
+import zlib
 from dataclasses import replace
 from typing import Iterator
 
@@ -22,6 +24,10 @@ from ..synth.video import interpolation_latents
 from .errors import BadRequest, ParamError
 from .params import View
 
+# Image formats a projection target may have: plain raster formats decoded by Pillow itself. Not
+# EPS / PDF (Pillow hands EPS to Ghostscript, an interpreter, if one is installed), nor the
+# rarer plugins: an upload is read by the server, so only what a person drops is accepted.
+UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF", "PPM")  # JPEG includes MPO (cameras)
 ANIM_STEPS_PER_SEED = 1000    # resolution of the loop position t between two seeds
 NOISE_DRAWS_SHOWN = 4         # stochastic variation: draws shown beside the std map
 
@@ -137,21 +143,38 @@ def decode_upload(data: bytes, G, max_pixels: int) -> torch.Tensor:
     """Uploaded image bytes -> projection target [1, C, R, R] in [-1, 1] (center-cropped, resized).
 
     The header is read first and an image of more than `max_pixels` pixels is refused before any
-    pixel is decoded (a small file can claim a huge size); anything PIL cannot decode is a
-    BadRequest, never a crash of the server."""
+    pixel is decoded (a small file can claim a huge size); anything PIL cannot decode, or cannot
+    convert to the network's channels (modes like I;16, F, CMYK with odd profiles), is a
+    BadRequest naming the problem, never a crash of the server. Only UPLOAD_FORMATS are opened."""
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data), formats=_readable_formats())
         w, h = img.size
         if w * h > max_pixels:
             raise BadRequest(f"image is {w}x{h} pixels; the limit is {max_pixels / 1e6:.0f} megapixels")
         img.load()
+        return pil_to_tensor(img, G.img_resolution, G.img_channels)
     except BadRequest:
         raise
     except Image.DecompressionBombError as e:
         raise BadRequest(f"image is too large to decode safely ({e})") from None
-    except (OSError, ValueError, SyntaxError) as e:
+    except Image.UnidentifiedImageError:
+        raise BadRequest(f"cannot decode the uploaded image: it is not an image in a format the explorer "
+                         f"reads ({_sniff(data)}); send a PNG, JPEG, WebP, BMP, GIF, TIFF or PPM file") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise BadRequest(f"cannot decode the uploaded image ({type(e).__name__}: {e})") from None
-    return pil_to_tensor(img, G.img_resolution, G.img_channels)
+
+
+def _readable_formats() -> list[str]:
+    """UPLOAD_FORMATS this Pillow build has (WebP is optional in some builds)."""
+    Image.init()
+    return [f for f in UPLOAD_FORMATS if f in Image.OPEN]
+
+
+def _sniff(data: bytes) -> str:
+    """What a non-image upload looks like, for the message: its size and first bytes."""
+    head = data[:8]
+    shown = head.decode("ascii") if head.isascii() and head.decode("ascii").isprintable() else head.hex(" ")
+    return f"{len(data):,} bytes starting {shown!r}"
 
 
 def decode_w(data: bytes, G) -> torch.Tensor:
@@ -162,8 +185,8 @@ def decode_w(data: bytes, G) -> torch.Tensor:
             w = np.asarray(f["w"])
     except KeyError:
         raise BadRequest("the .npz has no key 'w' (expected projected_w.npz from `stylegan project`)") from None
-    except (OSError, ValueError, EOFError) as e:
-        raise BadRequest(f"cannot read the uploaded .npz ({e})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # damaged, not an npz
+        raise BadRequest(f"cannot read the uploaded .npz ({type(e).__name__}: {e})") from None
     if w.ndim == 2:
         w = w[None]
     if w.ndim != 3 or w.shape[1:] != (G.num_ws, G.w_dim):
@@ -180,5 +203,5 @@ def encode_w(ws: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["scaled_noise", "view_ws", "render_image", "render_mixing", "render_variation",
+__all__ = ["UPLOAD_FORMATS", "scaled_noise", "view_ws", "render_image", "render_mixing", "render_variation",
            "render_animation", "encode", "decode_upload", "decode_w", "encode_w"]
