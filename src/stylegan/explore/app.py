@@ -13,6 +13,7 @@ server's log, and the server keeps serving.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import logging
@@ -23,12 +24,12 @@ from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable, NamedTuple
+from typing import Awaitable, Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -39,14 +40,16 @@ from ..nn import WeightCache, weight_cache
 from ..synth.directions import directions_bytes
 from ..synth.projector import Distance, resolve_distance
 from .editing import DirectionStore
-from .errors import BadRequest, NotFound, ParamError, UploadTooLarge
+from .errors import BadRequest, Busy, NotFound, ParamError, RequestTimeout
+from .jobs import running_jobs
 from .network import NetworkSource, network_info, network_source
 from .params import (DEFAULT_CLASS, EDIT_SLIDER_RANGE, View, page_defaults, parse_directions_request, parse_projection,
                      parse_view)
 from .projection import ProjectionJob, ProjectionRequest
-from .render_queue import DROPPED, RenderQueue
+from .render_queue import DROPPED, RenderQueue, client_gone
 from .render import (decode_upload, decode_w, encode, encode_w, render_animation, render_image,
                      render_mixing, render_variation, view_ws)
+from .uploads import UploadSlots, read_body
 
 STATIC = Path(__file__).parent / "static"
 INTERNAL_ERROR = "internal error: the server could not answer this request (its log has the details)"
@@ -67,6 +70,11 @@ class ExploreConfig:
     ganspace_samples: int = 100_000        # default W samples of a GANSpace run started from the page
     sefa_scale_samples: int = 2000         # W samples for SeFa's scales (std along each; +-1.6%): fast on load
     max_ganspace_samples: int = 2_000_000
+    max_concurrent_uploads: int = 4        # bodies read at once, each up to max_upload_bytes (429 beyond)
+    upload_idle_timeout: float = 10.0      # seconds an upload may send nothing (408 beyond)
+    upload_timeout: float = 120.0          # seconds a whole upload may take (408 beyond)
+    max_job_threads: int = 3               # projection (and GANSpace) threads alive at once, the newest
+                                           # and cancelled ones still stopping, each with a copy of G (429)
 
 
 class Explorer:
@@ -80,10 +88,14 @@ class Explorer:
         self.weights = WeightCache()  # derived weights of G, reused across renders (stylegan.nn.weight_cache)
         self.stored: OrderedDict[str, torch.Tensor] = OrderedDict()  # id -> ws [1, num_ws, w_dim]
         self.jobs: dict[str, ProjectionJob] = {}
+        self.job_threads: list[ProjectionJob] = []  # started projections whose threads may still run
+        self.uploads = UploadSlots(config.max_concurrent_uploads)
+        self._starting_projection = False
         self._ids = itertools.count(1)
         self._distance = distance
         self._distance_lock = threading.Lock()
-        self.directions = DirectionStore(self.new_id, scale_samples=config.sefa_scale_samples)
+        self.directions = DirectionStore(self.new_id, scale_samples=config.sefa_scale_samples,
+                                         max_jobs=config.max_job_threads)
 
     def new_id(self, prefix: str) -> str:
         """'u7', 'p8': ids the server gives out (the browser never sends a path, only these)."""
@@ -143,6 +155,20 @@ class Explorer:
         self.snapshot = name
         self.directions.network_changed(self.G)
 
+    @contextlib.contextmanager
+    def projection_start(self) -> Iterator[None]:
+        """One projection start at a time, and at most `max_job_threads` projection threads alive:
+        a cancelled projection stops only at its next step, holding its thread and its copy of G
+        until then, so a storm of starts would pile them up. Busy (429) instead."""
+        if self._starting_projection:
+            raise Busy("another projection is being started; try again in a moment")
+        self.job_threads = running_jobs(self.job_threads, self.config.max_job_threads, "projections")
+        self._starting_projection = True
+        try:
+            yield
+        finally:
+            self._starting_projection = False
+
     def job(self, job_id: str) -> ProjectionJob:
         job = self.jobs.get(job_id)
         if job is None:
@@ -173,30 +199,16 @@ Handler = Callable[[Explorer, Request], Awaitable[Response]]
 Draw = Callable[[torch.nn.Module, View, "torch.Tensor | None", "torch.Tensor | None"], np.ndarray]
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, close: bool = False) -> JSONResponse:
+    """{"error": message}; `close`: the connection is closed after it (a stalled upload's rest is
+    never read)."""
+    headers = {"Connection": "close"} if close else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _file_stem(view: View) -> str:
     """What downloads are named after: the stored latent's id, else the seed."""
     return view.w_id or f"seed{view.seed:04d}"
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise UploadTooLarge(f"upload of {int(declared) / 2 ** 20:.1f} MB exceeds the limit of "
-                             f"{limit / 2 ** 20:.0f} MB")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise UploadTooLarge(f"upload exceeds the limit of {limit / 2 ** 20:.0f} MB")
-        chunks.append(chunk)
-    if size == 0:
-        raise BadRequest("the upload is empty")
-    return b"".join(chunks)
 
 
 async def _render(ex: Explorer, request: Request, name: str, draw: Draw) -> Response:
@@ -212,7 +224,8 @@ async def _render(ex: Explorer, request: Request, name: str, draw: Draw) -> Resp
             img = draw(ex.G, view, ex.stored_w(view.w_id), ex.edit_offset(view))
         return encode(img, view.fmt, view.quality), (time.perf_counter() - start) * 1e3
 
-    result = await ex.queue.run(job, f"{client}/{name}" if client else None)
+    async with client_gone(request) as gone:
+        result = await ex.queue.run(job, f"{client}/{name}" if client else None, gone)
     if result is DROPPED:
         return Response(status_code=204, headers={"X-Stale": "1"})
     data, ms = result
@@ -288,7 +301,7 @@ async def download_w(ex: Explorer, request: Request) -> Response:
 
 async def upload_w(ex: Explorer, request: Request) -> Response:
     """Upload a projected_w.npz (the body) -> `{"w": id}`."""
-    ws = decode_w(await _read_body(request, ex.config.max_upload_bytes), ex.G)
+    ws = decode_w(await read_body(request, ex.config, ex.uploads), ex.G)
     return JSONResponse({"w": ex.store_w(ws, "u")})
 
 
@@ -299,14 +312,17 @@ async def start_projection(ex: Explorer, request: Request) -> Response:
     base = ProjectionRequest(steps=cfg.project_steps, class_idx=view.class_idx,
                              w_avg_samples=cfg.w_avg_samples, preview_every=cfg.preview_every)
     req = parse_projection(request.query_params, base, cfg.max_project_steps)
-    target = decode_upload(await _read_body(request, cfg.max_upload_bytes), ex.G, cfg.max_upload_pixels)
-    for job in ex.jobs.values():  # one projection at a time: a new one replaces the old
-        job.cancel()
-    G = await ex.queue.run(lambda: copy.deepcopy(ex.G))  # a private copy, taken between renders
-    distance = await ex.queue.run(ex.distance)
-    job_id = ex.new_id("j")
-    ex.jobs = {job_id: ProjectionJob(job_id, G, target, req, distance).start()}
-    return JSONResponse({"job": job_id})
+    target = decode_upload(await read_body(request, ex.config, ex.uploads), ex.G, cfg.max_upload_pixels)
+    with ex.projection_start():
+        for job in ex.jobs.values():  # one projection at a time: a new one replaces the old
+            job.cancel()
+        G = await ex.queue.run(lambda: copy.deepcopy(ex.G))  # a private copy, taken between renders
+        distance = await ex.queue.run(ex.distance)
+        job = ProjectionJob(ex.new_id("j"), G, target, req, distance)
+        await ex.queue.run(job.start)  # its first preview renders there, not on the event loop
+        ex.jobs = {job.id: job}
+        ex.job_threads.append(job)
+    return JSONResponse({"job": job.id})
 
 
 async def projection_status(ex: Explorer, request: Request) -> Response:
@@ -369,7 +385,7 @@ async def cancel_directions_job(ex: Explorer, request: Request) -> Response:
 
 async def upload_directions(ex: Explorer, request: Request) -> Response:
     """Upload a direction file (the body; `name`: its file name) -> `{"dirs": id}`."""
-    data = await _read_body(request, ex.config.max_upload_bytes)
+    data = await read_body(request, ex.config, ex.uploads)
     name = Path(request.query_params.get("name", "")).name[:100]
     s = await ex.queue.run(lambda: ex.directions.upload(data, name, ex.G))  # compares with G: between renders
     return JSONResponse({"dirs": s.id, "set": s.summary()})
@@ -430,7 +446,10 @@ def _endpoint(ex: Explorer, handler: Handler) -> Callable[[Request], Awaitable[R
         try:
             return await handler(ex, request)
         except BadRequest as e:
-            return _error(e.status, str(e))
+            return _error(e.status, str(e), close=isinstance(e, RequestTimeout))
+        except ClientDisconnect:  # gone while its upload was read: nobody to answer
+            _log.debug("explore: %s %s: the client disconnected", request.method, request.url.path)
+            return Response(status_code=400)
         except Exception:
             _log.exception("explore: %s %s failed", request.method, request.url.path)
             return _error(500, INTERNAL_ERROR)

@@ -23,6 +23,7 @@ from ..synth.directions import (DirectionError, Directions, check_network, edit_
 from ..synth.ganspace import ganspace_directions
 from ..synth.sefa import sefa_directions
 from .errors import BadRequest, NotFound, ParamError
+from .jobs import running_jobs
 
 SEFA_ID = "sefa"           # the set computed on load
 LISTED = 64                # components described per set (the page shows the first few as sliders)
@@ -69,6 +70,10 @@ class GanspaceJob:
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
+    def alive(self) -> bool:
+        """Its thread still runs (also for a while after cancel: it stops at its next batch)."""
+        return self._thread.is_alive()
+
     def status(self) -> dict:
         with self._lock:
             return {"id": self.id, "state": self.state, "done": self.done, "total": self.samples,
@@ -95,12 +100,14 @@ class DirectionStore:
     """The sets of one explorer by id ('sefa', 'g3', 's4', 'd5'), oldest first, at most `limit`
     besides 'sefa'; the GANSpace job. Ids come from the explorer's counter (`new_id`). Everything
     that reads G (SeFa, the network checks of `add`) runs on the render thread, between renders
-    (which scale the noise strengths while they draw)."""
+    (which scale the noise strengths while they draw). At most `max_jobs` GANSpace threads are
+    alive at once (the newest and cancelled ones still stopping: `jobs.running_jobs`)."""
 
-    def __init__(self, new_id: Callable[[str], str], limit: int = 16, scale_samples: int = 2000):
-        self.new_id, self.limit, self.scale_samples = new_id, limit, scale_samples
+    def __init__(self, new_id: Callable[[str], str], limit: int = 16, scale_samples: int = 2000, max_jobs: int = 3):
+        self.new_id, self.limit, self.scale_samples, self.max_jobs = new_id, limit, scale_samples, max_jobs
         self.sets: OrderedDict[str, DirectionSet] = OrderedDict()
         self.jobs: dict[str, GanspaceJob] = {}
+        self._started: list[GanspaceJob] = []  # whose threads may still run
 
     def add(self, d: Directions, prefix: str, label: str, G) -> DirectionSet:
         try:
@@ -173,10 +180,14 @@ class DirectionStore:
         return job
 
     def start_ganspace(self, G, samples: int, network: str = "") -> GanspaceJob:
+        """Cancel the running job and start another (render thread: it copies G); Busy (429) when
+        `max_jobs` threads are still alive."""
+        self._started = running_jobs(self._started, self.max_jobs, "GANSpace runs")
         for job in self.jobs.values():  # one at a time: a new one replaces the old
             job.cancel()
         job = GanspaceJob(self.new_id("j"), G, samples, network).start()
         self.jobs = {job.id: job}
+        self._started.append(job)
         return job
 
     def job_status(self, job_id: str, G) -> dict:

@@ -31,4 +31,18 @@ class NotFound(BadRequest):
     status = 404
 
 
-__all__ = ["BadRequest", "ParamError", "UploadTooLarge", "NotFound"]
+class RequestTimeout(BadRequest):
+    """An upload stalled or crawled past the explorer's time limits (a slow client must not hold a
+    connection forever): answered 408, and the connection is closed."""
+
+    status = 408
+
+
+class Busy(BadRequest):
+    """Too many uploads or job starts at once: refused (429) instead of holding another body in
+    memory or another thread with its own copy of the network. The client may retry."""
+
+    status = 429
+
+
+__all__ = ["BadRequest", "ParamError", "UploadTooLarge", "NotFound", "RequestTimeout", "Busy"]

@@ -55,6 +55,10 @@ class ProjectionJob:
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
+    def alive(self) -> bool:
+        """Its thread still runs (also for a while after cancel: it stops at its next step)."""
+        return self._thread.is_alive()
+
     def preview(self) -> np.ndarray | None:
         """uint8 [R, 2 R, C]: target | the latest previewed step."""
         with self._lock:
