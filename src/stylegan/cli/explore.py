@@ -8,7 +8,8 @@ from ._common import device_option, resolve_device
 
 @click.command("explore")
 @click.option("--network", "network_path", required=True,
-              help="Checkpoint (.safetensors), official .pkl, or a run directory (its latest snapshot).")
+              help="Checkpoint (.safetensors), official .pkl, a run directory (its latest snapshot), or an "
+                   "http(s) URL of a network file (downloaded once into the cache).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback lets anyone on that network use it.")
 @click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True)

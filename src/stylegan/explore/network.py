@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..io.remote import resolve_path
 from ..training.snapshot import list_snapshots
 
 @dataclass(frozen=True)
@@ -34,8 +35,10 @@ class NetworkSource:
 
 
 def network_source(path: str | os.PathLike) -> NetworkSource:
-    """A checkpoint / official pickle, or a run directory (which must hold at least one snapshot)."""
-    path = Path(path)
+    """A checkpoint / official pickle, or a run directory (which must hold at least one snapshot);
+    an http(s) URL is downloaded once into the cache first, as every command's --network is
+    (`io.remote.resolve_path`; its errors are CheckpointErrors naming the URL)."""
+    path = resolve_path(path)
     if path.is_dir():
         snaps = list_snapshots(path)
         if not snaps:
