@@ -220,3 +220,40 @@ def test_training_updates_move_the_running_averages():
     loss = G(torch.randn(2, 8)).square().mean()
     loss.backward()
     assert all(p.grad is not None for p in G.parameters())
+
+
+def test_runtime_is_resolved_once_and_no_context_variable_is_read_inside(monkeypatch):
+    """As every other network (tests/test_runtime.py): the public forwards resolve the Runtime once,
+    and with it given, nothing below reads a context variable, forward or backward."""
+    import importlib
+
+    from stylegan.nn.runtime import Runtime
+    from test_runtime import MODULES_WITH_CONTEXT_VARS
+
+    G = tiny_generator("R", c_dim=3)
+    z, c = torch.randn(2, 8), torch.eye(3)[[0, 2]]
+    calls = []
+    original = Runtime.current.__func__
+    monkeypatch.setattr(Runtime, "current", classmethod(lambda cls: calls.append(1) or original(cls)))
+    for call in (lambda: G(z, c), lambda: G.synthesis(torch.randn(2, G.num_ws, 8)), lambda: G.mapping(z, c)):
+        calls.clear()
+        call()
+        assert len(calls) == 1
+    monkeypatch.undo()
+    rt = Runtime.current()
+    with torch.no_grad():
+        expected = [G(z, c), G.synthesis(G.mapping(z, c))]
+
+    class Gone:
+        def get(self, *a):
+            raise AssertionError("a context variable was read inside a network forward")
+
+        set = reset = get
+
+    for module, name in MODULES_WITH_CONTEXT_VARS.items():
+        monkeypatch.setattr(importlib.import_module(module), name, Gone())
+    G.requires_grad_(True)
+    got = [G(z, c, runtime=rt), G.synthesis(G.mapping(z, c, runtime=rt), runtime=rt)]
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    sum(t.square().sum() for t in got).backward()
