@@ -306,7 +306,7 @@ class SynthesisLayer(nn.Module):
                 weight, prepared = _normalized_weight(self.weight), None
             else:
                 weight, prepared = cache.get(self.weight, _prepared_normalized)
-        x = modulated_conv2d(x, weight.to(dtype) if weight.dtype != dtype else weight, styles,
+        x = modulated_conv2d(x, weight, styles,  # float32 weight and styles; the conv runs in x's dtype
                              padding=s.conv_kernel - 1, demodulate=not self.is_torgb, fused=fused,
                              prepared=prepared, settings=rt.ops)
         gain, slope = (1.0, 1.0) if self.is_torgb else (math.sqrt(2), 0.2)
