@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 import stylegan
 from stylegan.io.checkpoint import CheckpointError, read_checkpoint
-from stylegan.io.official import (OfficialFormatError, convert_official, discriminator_config_from_kwargs,
+from stylegan.io.official import (OfficialFormatError, discriminator_config_from_kwargs,
                                   generator_config_from_kwargs, load_official, official_to_ours_state,
                                   read_official)
 from stylegan.io.official.tf_common import tf_conv_flip as _conv_flip

@@ -8,7 +8,7 @@ from stylegan.io.official import OfficialFormatError, stylegan3_config_from_kwar
 from stylegan.models import Generator, GeneratorConfig, MappingConfig, StyleGAN3Options, mix_styles
 from stylegan.models.stylegan3 import input_transform, synthesis_schedule
 from stylegan.nn import weight_cache
-from stylegan.selftest.fixture import (SG3_FIXTURES, SG3_OUTPUTS, load_fixture, sg3_fixture_calls,
+from stylegan.selftest.fixture import (SG3_FIXTURES, load_fixture, sg3_fixture_calls,
                                        sg3_fixture_errors, sg3_fixture_generator)
 from stylegan.selftest.parity import SG3_GRAD_REL_TOL
 

@@ -33,7 +33,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..nn import FullyConnected, NoiseMode, Runtime

@@ -37,7 +37,6 @@ direct caller without one gets the context's `op_settings()`.
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +44,8 @@ import torch.nn.functional as F
 from .filters import Padding, _crop_or_pad, _padding4, _transposed_padding, filter_size, upfirdn2d, upfirdn2d_reference
 from .settings import OpSettings, op_settings
 
-__all__ = ["filtered_lrelu", "filtered_lrelu_reference", "filtered_lrelu_output_size", "MATMUL_MAX_SIZE"]
+__all__ = ["filtered_lrelu", "filtered_lrelu_reference", "filtered_lrelu_output_size", "MATMUL_MAX_SIZE",
+           "CHUNK_BYTES"]
 
 SQRT2 = math.sqrt(2.0)
 
