@@ -48,6 +48,11 @@ class LossConfig:
     wgan_lambda: float = 10.0
     wgan_target: float = 1.0
     wgan_epsilon: float = 0.001  # drift penalty on real logits
+    # StyleGAN3 config R (stylegan3 training/loss.py): every image D sees is blurred by a Gaussian
+    # of sigma = blur_init_sigma * max(1 - cur_nimg / (blur_fade_kimg * 1000), 0) before
+    # augmentation; 0 / 0: off (every other config).
+    blur_init_sigma: float = 0.0
+    blur_fade_kimg: float = 0.0
 
 
 @dataclass(frozen=True)

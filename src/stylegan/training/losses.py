@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from .. import perf
 from ..models.generator import mix_styles
+from ..ops.filters import filter2d
 from .config import LossConfig
 
 # ----------------------------------------------------------------------------------- pure terms
@@ -120,6 +121,25 @@ def path_length_surrogate(lengths: torch.Tensor, pl_mean: torch.Tensor, phase_me
     return penalty, surrogate
 
 
+def d_blur_sigma(cfg: LossConfig, cur_nimg: int) -> float:
+    """Sigma of the blur of D's input images after `cur_nimg` images (StyleGAN3 config R):
+    blur_init_sigma, faded linearly to 0 over blur_fade_kimg; 0 (off) when blur_fade_kimg is 0."""
+    if cfg.blur_fade_kimg <= 0 or cfg.blur_init_sigma <= 0:
+        return 0.0
+    return max(1 - cur_nimg / (cfg.blur_fade_kimg * 1e3), 0.0) * cfg.blur_init_sigma
+
+
+def blur_images(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The D input blur of stylegan3's loss: a separable filter of 2 floor(3 sigma) + 1 taps,
+    2^-(x / sigma)^2 normalised to sum 1, zero padded to keep the size. Identity when the
+    filter would have one tap (sigma < 1/3)."""
+    size = math.floor(sigma * 3)
+    if size <= 0:
+        return img
+    f = torch.arange(-size, size + 1, device=img.device, dtype=torch.float32).div(sigma).square().neg().exp2()
+    return filter2d(img, f / f.sum())
+
+
 def lazy_regularization_adam(lr: float, betas: tuple[float, float], interval: int | None) -> tuple[float, tuple[float, float]]:
     """Adam hyperparameters for a network regularized every `interval` minibatches (StyleGAN2 App. B).
 
@@ -176,12 +196,14 @@ class PhaseContext:
 
     gain: the phase's interval divided by its rounds (lazy regularization; gradients are batch
     means). pl_mean: the path-length running mean before this phase (None: 0). mixing_num_ws:
-    style inputs in use (progressive growing), None for all.
+    style inputs in use (progressive growing), None for all. cur_nimg: images shown so far (the
+    D input blur of `LossConfig.blur_init_sigma` fades with it).
     """
 
     gain: float = 1.0
     pl_mean: Optional[torch.Tensor] = None
     mixing_num_ws: Optional[int] = None
+    cur_nimg: int = 0  # images shown before this minibatch (the D input blur's fade; 0 = no fade yet)
 
 
 @dataclass(frozen=True)
@@ -250,12 +272,16 @@ class StyleGANLoss:
     # --------------------------------------------------------------------------- networks
 
     def run_G(self, z: torch.Tensor, c: Optional[torch.Tensor], mixing_num_ws: Optional[int] = None, *,
-              eager: bool = False):
+              eager: bool = False, update_emas: bool = False):
         """z [N, z_dim], c [N, c_dim] -> (images [N, C, R, R], ws [N, num_ws, w_dim]) with mixing.
 
         Style mixing (v1 Sec. 3.1) per sample: with probability `style_mixing_prob`, the styles from
         a crossover in [1, mixing_num_ws) on come from a second z. `eager`: the plain modules even
         when compiled ones exist (a gradient of this pass will be differentiated again).
+        `update_emas`: a StyleGAN3 synthesis network moves each layer's input magnitude EMA
+        (`SynthesisLayer.track_magnitude`), as the official loss does in D main; ignored for other
+        versions. Like the official, each process moves its own EMAs from its own samples: they are
+        not reduced over processes (rank 0's are the ones a snapshot stores).
         """
         G = self.G
         mapping, synthesis = (G.mapping, G.synthesis) if eager else (self.mapping, self.synthesis)
@@ -269,19 +295,26 @@ class StyleGANLoss:
             crossover = torch.where(use, crossover, torch.full_like(crossover, ws.shape[1]))
             ws2 = mapping(torch.randn_like(z), c if G.c_dim > 0 else None)
             ws = mix_styles(ws, ws2, crossover)
-        img = synthesis(ws, noise_mode="random")
+        if update_emas and getattr(G.cfg, "version", None) == 3:
+            img = synthesis(ws, noise_mode="random", update_emas=True)
+        else:
+            img = synthesis(ws, noise_mode="random")
         return img, ws
 
-    def run_D(self, img: torch.Tensor, c: Optional[torch.Tensor], *, eager: bool = False) -> torch.Tensor:
-        """Logits [N, 1] of the (augmented) images."""
-        return self.run_D_scores(img, c, classes=False, eager=eager)[0]
+    def run_D(self, img: torch.Tensor, c: Optional[torch.Tensor], *, eager: bool = False,
+              blur_sigma: float = 0.0) -> torch.Tensor:
+        """Logits [N, 1] of the (blurred, augmented) images."""
+        return self.run_D_scores(img, c, classes=False, eager=eager, blur_sigma=blur_sigma)[0]
 
     def run_D_scores(self, img: torch.Tensor, c: Optional[torch.Tensor], classes: bool = True, *,
-                     eager: bool = False) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+                     eager: bool = False, blur_sigma: float = 0.0) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """(logits [N, 1], class logits [N, K] or None) of the (augmented) images, from one pass.
 
         Class logits come only with `classes` and a classifier head (`cls_weight` > 0); that pass
-        runs the plain D (torch.compile wraps D's forward, which returns the logits alone)."""
+        runs the plain D (torch.compile wraps D's forward, which returns the logits alone).
+        `blur_sigma` > 0: the images are blurred first (`blur_images`, before augmentation)."""
+        if blur_sigma > 0:
+            img = blur_images(img, blur_sigma)
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
         c = c if self.D.c_dim > 0 else None
@@ -309,13 +342,14 @@ class StyleGANLoss:
         cfg, gain, out = self.cfg, ctx.gain, RoundResult()
         wgan, eager = work.wgan, work.double_backward
         real_img, real_c, gen_z, gen_c = inputs.real_img, inputs.real_c, inputs.gen_z, inputs.gen_c
+        blur = d_blur_sigma(cfg, ctx.cur_nimg)
 
         def report(name: str, value: torch.Tensor) -> None:
             out.stats.append((name, value.detach()))
 
         if work.G_main:
             gen_img, _ = self.run_G(gen_z, gen_c, ctx.mixing_num_ws, eager=eager)
-            gen_logits, gen_classes = self.run_D_scores(gen_img, gen_c, eager=eager)
+            gen_logits, gen_classes = self.run_D_scores(gen_img, gen_c, eager=eager, blur_sigma=blur)
             report("Loss/scores/fake", gen_logits)
             report("Loss/signs/fake", gen_logits.sign())
             loss_G = wgan_g_loss(gen_logits) if wgan else g_nonsaturating_loss(gen_logits)
@@ -329,16 +363,17 @@ class StyleGANLoss:
         loss_terms = []
         if work.D_main:
             with torch.no_grad():
-                gen_img, gen_ws = self.run_G(gen_z, gen_c, ctx.mixing_num_ws, eager=eager)
+                gen_img, gen_ws = self.run_G(gen_z, gen_c, ctx.mixing_num_ws, eager=eager, update_emas=True)
                 w = gen_ws[:, 0].to(torch.float32)
                 out.w_sum = torch.cat([w.sum(0), torch.tensor([w.shape[0]], dtype=torch.float32, device=w.device)])
-            gen_logits = self.run_D(gen_img, gen_c, eager=eager)
+            gen_logits = self.run_D(gen_img, gen_c, eager=eager, blur_sigma=blur)
             report("Loss/scores/fake", gen_logits)
             report("Loss/signs/fake", gen_logits.sign())
 
         if work.D_main or work.D_r1:
             real = real_img.detach().requires_grad_(work.D_r1)
-            real_logits, real_classes = self.run_D_scores(real, real_c, classes=work.D_main, eager=eager)
+            real_logits, real_classes = self.run_D_scores(real, real_c, classes=work.D_main, eager=eager,
+                                                          blur_sigma=blur)
             if work.D_main:
                 report("Loss/scores/real", real_logits)
                 report("Loss/signs/real", real_logits.sign())
@@ -364,7 +399,7 @@ class StyleGANLoss:
             if work.D_gp:
                 alpha = torch.rand([real_img.shape[0], 1, 1, 1], device=real_img.device)
                 mixed = real_img.detach().lerp(gen_img.detach(), alpha).requires_grad_(True)
-                mixed_logits = self.run_D(mixed, real_c, eager=eager)
+                mixed_logits = self.run_D(mixed, real_c, eager=eager, blur_sigma=blur)
                 gp = gradient_penalty(mixed_logits, mixed, cfg.wgan_target)  # [N]
                 report("Loss/gp", gp)
                 loss_gp = gp.unsqueeze(1) * cfg.wgan_lambda
@@ -410,4 +445,4 @@ __all__ = ["PhaseWork", "RoundInputs", "PhaseContext", "PathLengthPass", "RoundR
            "g_nonsaturating_loss", "d_logistic_loss", "class_loss", "wgan_g_loss", "wgan_d_loss",
            "input_gradient_sq_norm",
            "r1_penalty", "gradient_penalty", "pl_noise_like", "path_lengths", "lazy_regularization_adam",
-           "StyleGANLoss"]
+           "d_blur_sigma", "blur_images", "StyleGANLoss"]

@@ -11,13 +11,18 @@ Official values (stylegan2-ada-pytorch `train.py --cfg`):
 | paper1024 | 32    | 4     | 32768        | 0.002  | 2      | 10       | 8   |                            |
 | cifar     | 64    | 32    | 32768        | 0.0025 | 0.01   | 500      | 2   | no PL, no mixing, D orig, ema rampup 0.05 |
 | auto      | by resolution and GPU count (see `_auto`)                                             |
+
+StyleGAN3 (stylegan3 `train.py --cfg stylegan3-t / stylegan3-r`, `stylegan3_config`): batch 32,
+mbstd 4, G channel_base 32768 / max 512 (R: 65536 / 1024; D stays 32768 / 512), G lr 0.0025,
+D lr 0.002, gamma 0.0002 R^2 / batch unless given, ema batch*10/32 kimg (rampup 0.05), map 2,
+no PL, no mixing; R: D input blur sigma 10 fading over batch*200/32 kimg.
 """
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Callable
 
-from ..models.config import DiscriminatorConfig, GeneratorConfig, MappingConfig
+from ..models.config import STYLEGAN3_R, STYLEGAN3_T, DiscriminatorConfig, GeneratorConfig, MappingConfig
 from .config import DataShape, LossConfig, OptimizerConfig, TrainingConfig
 from .paper_presets import PAPER_PRESETS, sg1_config
 
@@ -67,6 +72,40 @@ PRESETS: dict[str, Preset] = {
                                         style_mixing_prob=0, d_arch="orig", name="cifar"),
     "auto": _auto,
 }
+
+
+def stylegan3_config(shape: DataShape, config: str, *, batch: int = 32, gamma: float | None = None,
+                     name: str = "") -> TrainingConfig:
+    """StyleGAN3 config T or R as stylegan3's `train.py --cfg stylegan3-t/-r` sets it up.
+
+    Official defaults (train.py, training/training_loop.py, training/loss.py): mapping 2 layers,
+    --cbase 32768 / --cmax 512 for G and D (R doubles G's to 65536 / 1024 and uses 1x1 convs and
+    radial filters), magnitude EMA beta 0.5 ** (batch / 20k), D the StyleGAN2 resnet D with mbstd
+    group 4, Adam betas (0, 0.99), G lr 0.0025, D lr 0.002, ema batch * 10 / 32 kimg with rampup
+    0.05, no style mixing and no path length (G has no lazy regularization then: G_reg_interval
+    stays None officially, so G's Adam is not rescaled), R1 lazily every 16. R only: D's input
+    images are blurred (sigma 10) and the blur fades out over batch * 200 / 32 kimg. --batch is
+    required officially (the README uses 32); without --gamma the official heuristic
+    0.0002 R^2 / batch (the README's per-dataset values: docs/presets.md).
+    """
+    if config not in ("T", "R"):
+        raise ValueError(f"StyleGAN3 config must be 'T' or 'R', got {config!r}")
+    r = config == "R"
+    gamma = 0.0002 * shape.resolution ** 2 / batch if gamma is None else gamma
+    cfg = stylegan2_config(shape, batch=batch, mbstd=4, channel_base=32768, lr=0.0025, gamma=gamma,
+                           ema_kimg=batch * 10 / 32, ema_rampup=0.05, map_layers=2, pl_weight=0,
+                           style_mixing_prob=0, name=name)
+    v3 = replace(STYLEGAN3_R if r else STYLEGAN3_T, magnitude_ema_beta=0.5 ** (batch / 20e3))
+    G = cfg.G.replace(version=3, v3=v3, mapping=replace(cfg.G.mapping, w_avg_beta=0.998),
+                      channel_base=65536 if r else 32768, channel_max=1024 if r else 512)
+    loss = replace(cfg.loss, blur_init_sigma=10.0 if r else 0.0, blur_fade_kimg=batch * 200 / 32 if r else 0.0)
+    return cfg.replace(G=G, D_opt=OptimizerConfig(lr=0.002), loss=loss)
+
+
+PRESETS.update({
+    "stylegan3-t": lambda s: stylegan3_config(s, "T", name="stylegan3-t"),
+    "stylegan3-r": lambda s: stylegan3_config(s, "R", name="stylegan3-r"),
+})
 
 
 def preset_names() -> list[str]:

@@ -261,7 +261,7 @@ class Stepper:
             p.requires_grad_(True)
         phase.opt.zero_grad(set_to_none=True)
         ctx = PhaseContext(gain=phase.interval / settings.rounds, pl_mean=self.pl_mean,
-                           mixing_num_ws=settings.mixing_num_ws)
+                           mixing_num_ws=settings.mixing_num_ws, cur_nimg=self.counters.cur_nimg)
         # The path length's phase mean over every round and process (StyleGAN2 Sec. 3.2): several
         # rounds replay their lengths first (first order only), so each round can use it.
         pl_total = self._path_length_total(index, settings, reals, ctx) if work.G_pl and settings.rounds > 1 else None
