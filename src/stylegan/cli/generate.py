@@ -21,12 +21,16 @@ from ._common import OFFICIAL_SPELLINGS, device_option, load_network, precision_
                    "gets every seed, one grid row per class.")
 @click.option("--projected-w", type=click.Path(dir_okay=False), help="projected_w.npz from `stylegan project`.")
 @click.option("--grid", is_flag=True, help="Also write all images as one grid.png.")
+@click.option("--translate", default=None, metavar="X,Y",
+              help="StyleGAN3: translate the image by X,Y image widths (gen_images.py's input transform).")
+@click.option("--rotate", type=float, default=None, metavar="DEG",
+              help="StyleGAN3: rotate the image by DEG degrees (gen_images.py's input transform).")
 @click.option("--batch", type=int, default=16, show_default=True)
 @click.option("--outdir", required=True, type=click.Path(file_okay=False), help="Where to write PNGs.")
 @device_option
 @precision_option
-def command(network_path, seeds, psi, cutoff, noise_mode, class_idx, projected_w, grid, batch, outdir, device,
-            precision):
+def command(network_path, seeds, psi, cutoff, noise_mode, class_idx, projected_w, grid, translate, rotate, batch,
+            outdir, device, precision):
     """Generate images: one PNG per seed (seedNNNN.png), or per w in --projected-w."""
     from ..io.images import make_grid, save_image, to_uint8
 
@@ -34,7 +38,7 @@ def command(network_path, seeds, psi, cutoff, noise_mode, class_idx, projected_w
     G = load_network(network_path, dev)
     outdir = Path(outdir)
     classes = _classes(class_idx)
-    with use_precision(G, precision, dev):
+    with _transform(G, translate, rotate), use_precision(G, precision, dev):
         images, names = _images(G, seeds, psi, cutoff, noise_mode, classes, projected_w, batch, dev)
     arrays = to_uint8(images).numpy()
     for a, name in zip(arrays, names):
@@ -43,6 +47,16 @@ def command(network_path, seeds, psi, cutoff, noise_mode, class_idx, projected_w
         rows = len(classes) if classes is not None and len(classes) > 1 else None  # one row per class
         save_image(make_grid(arrays, rows=rows), outdir / "grid.png")
     click.echo(f"wrote {len(names)} image(s) of {G.img_resolution}x{G.img_resolution} to {outdir}")
+
+
+def _transform(G, translate, rotate):
+    """--translate / --rotate -> the input transform scope (one-line error for other networks)."""
+    from ..synth.sample import input_transform_scope, parse_vec2
+
+    try:
+        return input_transform_scope(G, None if translate is None else parse_vec2(translate), rotate)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _images(G, seeds, psi, cutoff, noise_mode, classes, projected_w, batch, dev):

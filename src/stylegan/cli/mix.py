@@ -8,6 +8,16 @@ import click
 from ._common import OFFICIAL_SPELLINGS, device_option, load_network, precision_option, resolve_device, use_precision
 
 
+def _transform(G, translate, rotate):
+    """--translate / --rotate -> the input transform scope (one-line error for other networks)."""
+    from ..synth.sample import input_transform_scope, parse_vec2
+
+    try:
+        return input_transform_scope(G, None if translate is None else parse_vec2(translate), rotate)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+
+
 @click.command("mix", context_settings=OFFICIAL_SPELLINGS)
 @click.option("--network", "network_path", required=True, help="Checkpoint (.safetensors) or official .pkl.")
 @click.option("--rows", "row_seeds", required=True, help="Row source seeds (left column), e.g. '85,100,75'.")
@@ -20,13 +30,17 @@ from ._common import OFFICIAL_SPELLINGS, device_option, load_network, precision_
 @click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional networks).")
 @click.option("--row-classes", default=None, help="Conditional networks: one class per row seed, e.g. '0,1,2'.")
 @click.option("--col-classes", default=None, help="Conditional networks: one class per column seed.")
+@click.option("--translate", default=None, metavar="X,Y",
+              help="StyleGAN3: translate the image by X,Y image widths (gen_images.py's input transform).")
+@click.option("--rotate", type=float, default=None, metavar="DEG",
+              help="StyleGAN3: rotate the image by DEG degrees (gen_images.py's input transform).")
 @click.option("--save-cells", is_flag=True, help="Also write every cell as ROW-COL.png.")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--outdir", default="out", show_default=True, type=click.Path(file_okay=False))
 @device_option
 @precision_option
 def command(network_path, row_seeds, col_seeds, styles, psi, noise_mode, class_idx, row_classes, col_classes,
-            save_cells, batch, outdir, device, precision):
+            translate, rotate, save_cells, batch, outdir, device, precision):
     """Style-mixing grid: top row = column sources, left column = row sources; cell (r, c) = the row
     source with the --styles style inputs taken from the column source. Writes OUTDIR/grid.png."""
     from ..io.images import save_image
@@ -41,7 +55,7 @@ def command(network_path, row_seeds, col_seeds, styles, psi, noise_mode, class_i
         col_classes = None if col_classes is None else parse_range(col_classes)
         idx = style_indices(styles, G.num_ws)
         cells: dict = {}
-        with use_precision(G, precision, dev):
+        with _transform(G, translate, rotate), use_precision(G, precision, dev):
             grid = style_mixing_grid(G, rows, cols, idx, psi=psi, noise_mode=noise_mode, device=dev,
                                      class_idx=class_idx, row_classes=row_classes, col_classes=col_classes,
                                      batch=batch, cells=cells)

@@ -21,6 +21,16 @@ def _grid(ctx, param, value: str) -> tuple[int, int]:
     return int(m.group(2)), int(m.group(1))
 
 
+def _transform(G, translate, rotate):
+    """--translate / --rotate -> the input transform scope (one-line error for other networks)."""
+    from ..synth.sample import input_transform_scope, parse_vec2
+
+    try:
+        return input_transform_scope(G, None if translate is None else parse_vec2(translate), rotate)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+
+
 @click.command("video", context_settings=OFFICIAL_SPELLINGS)
 @click.option("--network", "network_path", required=True, help="Checkpoint (.safetensors) or official .pkl.")
 @click.option("--seeds", required=True, help="Keyframe seeds in loop order, e.g. '0-7'.")
@@ -48,11 +58,15 @@ def _grid(ctx, param, value: str) -> tuple[int, int]:
 @click.option("--out", "--output", "out_path", default=None, type=click.Path(dir_okay=False),
               help="Output file (default interp-<space>.<format>).")
 @click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional networks).")
+@click.option("--translate", default=None, metavar="X,Y",
+              help="StyleGAN3: translate the image by X,Y image widths (gen_images.py's input transform).")
+@click.option("--rotate", type=float, default=None, metavar="DEG",
+              help="StyleGAN3: rotate the image by DEG degrees (gen_images.py's input transform).")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
 @device_option
 @precision_option
 def command(network_path, seeds, space, interp, frames_per_seed, num_keyframes, shuffle_seed, loops, fps, psi,
-            cutoff, noise_mode, grid, fmt, out_path, class_idx, batch, device, precision):
+            cutoff, noise_mode, grid, fmt, out_path, class_idx, translate, rotate, batch, device, precision):
     """Write a seamlessly looping interpolation video through the seeds' latents."""
     from ..synth.sample import parse_range
     from ..synth.video import interpolation_frames, keyframe_seeds, num_loop_frames, video_format, write_video
@@ -74,7 +88,7 @@ def command(network_path, seeds, space, interp, frames_per_seed, num_keyframes, 
     dev = resolve_device(device)
     G = load_network(network_path, dev)
     try:
-        with use_precision(G, precision, dev):  # frames are generated lazily, while writing
+        with _transform(G, translate, rotate), use_precision(G, precision, dev):  # frames are generated lazily, while writing
             frames = interpolation_frames(G, seed_list, space, frames_per_seed, psi=psi, cutoff=cutoff,
                                           noise_mode=noise_mode, class_idx=class_idx, grid=grid,
                                           num_frames=total, batch=batch, device=dev, interp=interp)

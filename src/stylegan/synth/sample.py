@@ -83,6 +83,52 @@ def precision_context(G, precision: PrecisionLike, device: torch.device | str | 
     return precision_scope(p)
 
 
+def parse_vec2(spec: str | Sequence[float]) -> tuple[float, float]:
+    """'0.1,-0.2' -> (0.1, -0.2) (gen_images.py's --translate)."""
+    if not isinstance(spec, str):
+        a, b = spec
+        return float(a), float(b)
+    parts = spec.split(",")
+    try:
+        if len(parts) == 2:
+            return float(parts[0]), float(parts[1])
+    except ValueError:
+        pass
+    raise ValueError(f"expected two comma-separated numbers like '0.1,-0.2', got {spec!r}")
+
+
+def input_transform_scope(G, translate: Sequence[float] | None = None,
+                          rotate: float | None = None) -> contextlib.AbstractContextManager:
+    """Show a StyleGAN3 network's images translated by (tx, ty) (image widths) and rotated by `rotate`
+    degrees while inside, as stylegan3's gen_images.py / gen_video.py do: the inverse transform is
+    copied into `G.synthesis.input.transform`, and the previous one restored on exit.
+
+    Both None: nothing changes. A network without a Fourier-feature input (StyleGAN / StyleGAN2)
+    raises ValueError here, before anything runs: its image cannot be moved this way.
+    """
+    if translate is None and rotate is None:
+        return contextlib.nullcontext()
+    from ..models.stylegan3 import SynthesisNetwork, input_transform
+
+    synthesis = getattr(G, "synthesis", None)
+    if not isinstance(synthesis, SynthesisNetwork):
+        raise ValueError("--translate / --rotate apply to StyleGAN3 networks only (the transform of their "
+                         "Fourier-feature input); this network has none")
+    return _buffer_scope(synthesis.input.transform, input_transform(translate or (0.0, 0.0), rotate or 0.0))
+
+
+@contextlib.contextmanager
+def _buffer_scope(buf: torch.Tensor, value: torch.Tensor):
+    saved = buf.clone()
+    with torch.no_grad():
+        buf.copy_(value)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            buf.copy_(saved)
+
+
 @torch.no_grad()
 def generate(G, seeds: Sequence[int], *, psi: float = 1.0, cutoff: int | None = None,
              noise_mode: NoiseMode = "const", class_idx: int | None = None, batch: int = 16,
