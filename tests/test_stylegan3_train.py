@@ -49,7 +49,8 @@ def test_presets_have_the_official_defaults():
         assert (cfg.G_opt.lr, cfg.D_opt.lr, cfg.G_opt.betas, cfg.D_opt.betas) == (0.0025, 0.002, (0, 0.99), (0, 0.99))
         assert (cfg.batch, cfg.ema_kimg, cfg.ema_rampup) == (32, 10, 0.05)
         assert (loss.pl_weight, loss.style_mixing_prob, loss.r1_interval) == (0, 0, 16)
-        assert loss.r1_gamma == pytest.approx(0.0002 * 256 ** 2 / 32)
+        assert loss.r1_gamma == 2  # stylegan3 docs/configs.md: 0.5 / 2 / 8 / 32 at 128 / 256 / 512 / 1024
+        assert [resolve_preset(name, DataShape(r, 3)).loss.r1_gamma for r in (128, 512, 1024)] == [0.5, 8, 32]
         assert (loss.blur_init_sigma, loss.blur_fade_kimg) == ((10, 200) if r else (0, 0))
         assert cfg.preset == name
 

@@ -14,7 +14,7 @@ Official values (stylegan2-ada-pytorch `train.py --cfg`):
 
 StyleGAN3 (stylegan3 `train.py --cfg stylegan3-t / stylegan3-r`, `stylegan3_config`): batch 32,
 mbstd 4, G channel_base 32768 / max 512 (R: 65536 / 1024; D stays 32768 / 512), G lr 0.0025,
-D lr 0.002, gamma 0.0002 R^2 / batch unless given, ema batch*10/32 kimg (rampup 0.05), map 2,
+D lr 0.002, gamma 2 (R/256)^2 (stylegan3 docs/configs.md), ema batch*10/32 kimg (rampup 0.05), map 2,
 no PL, no mixing; R: D input blur sigma 10 fading over batch*200/32 kimg.
 """
 from __future__ import annotations
@@ -85,13 +85,14 @@ def stylegan3_config(shape: DataShape, config: str, *, batch: int = 32, gamma: f
     0.05, no style mixing and no path length (G has no lazy regularization then: G_reg_interval
     stays None officially, so G's Adam is not rescaled), R1 lazily every 16. R only: D's input
     images are blurred (sigma 10) and the blur fades out over batch * 200 / 32 kimg. --batch is
-    required officially (the README uses 32); without --gamma the official heuristic
-    0.0002 R^2 / batch (the README's per-dataset values: docs/presets.md).
+    required officially (docs/configs.md uses 32 throughout), and so is --gamma: the default here
+    is the recommended table of stylegan3's docs/configs.md for T and R alike, 0.5 / 2 / 8 / 32 at
+    128 / 256 / 512 / 1024 px, i.e. 2 (R / 256)^2 ("gamma scales quadratically with resolution").
     """
     if config not in ("T", "R"):
         raise ValueError(f"StyleGAN3 config must be 'T' or 'R', got {config!r}")
     r = config == "R"
-    gamma = 0.0002 * shape.resolution ** 2 / batch if gamma is None else gamma
+    gamma = 2 * (shape.resolution / 256) ** 2 if gamma is None else gamma
     cfg = stylegan2_config(shape, batch=batch, mbstd=4, channel_base=32768, lr=0.0025, gamma=gamma,
                            ema_kimg=batch * 10 / 32, ema_rampup=0.05, map_layers=2, pl_weight=0,
                            style_mixing_prob=0, name=name)
