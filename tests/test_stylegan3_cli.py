@@ -109,3 +109,21 @@ def test_video_and_mix_take_the_transform(sg3, tmp_path):
         assert res.exit_code == 0, res.output
         grids.append(_png(tmp_path / f"mix{i}" / "grid.png"))
     assert not np.array_equal(*grids)
+
+
+@pytest.mark.parametrize("batch", ["dynamic", "2"])
+def test_export_onnx_matches(sg3, tmp_path, batch):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import stylegan
+    from stylegan.cli import export
+
+    out = tmp_path / "g.onnx"
+    res = CliRunner().invoke(export.command, [sg3, str(out), "--psi", "0.7", "--batch", batch])
+    assert res.exit_code == 0, res.output
+    G = stylegan.load(sg3)
+    z = np.random.RandomState(0).randn(2, G.z_dim).astype(np.float32)
+    img = ort.InferenceSession(str(out)).run(None, {"z": z})[0]
+    with torch.no_grad():
+        ref = G(torch.from_numpy(z), psi=0.7).numpy()
+    assert np.abs(img - ref).max() < 1e-5

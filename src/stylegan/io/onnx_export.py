@@ -8,6 +8,11 @@ convolution) because the fused form's grouped convolution has a group count equa
 which a dynamic batch axis cannot express. Both forms compute the same function
 (tests/test_ops.py), so the exported graph matches `G(z, c, psi, noise_mode=...)`.
 
+StyleGAN3 (version 3) networks export with the ops' reference forms: the fast `filtered_lrelu`
+decides on in-place work from storage pointers, which torch.export's fake tensors do not have;
+the reference forms compute the same function (tests/test_stylegan3_ops.py), and ONNX Runtime
+matches `G` to ~1e-7 (tests/test_stylegan3_cli.py).
+
 `onnx` and `onnxruntime` are optional (`pip install stylegan[onnx]`); `onnxscript` is what the
 torch exporter itself imports.
 """
@@ -18,9 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Union
 
+import contextlib
+
 import torch
 from torch import nn
 
+from .. import perf
 from ..models import Generator
 from .checkpoint import write_atomic
 
@@ -104,7 +112,9 @@ def export_onnx(G: Generator, dest: str | os.PathLike, opts: ExportOptions) -> d
     if opts.batch == "dynamic":
         batch = torch.export.Dim("batch", min=1)
         kwargs["dynamic_shapes"] = tuple({0: batch} for _ in inputs)
-    with torch.no_grad():
+    # StyleGAN3: the reference op forms (the fast filtered_lrelu reads storage pointers; module docstring).
+    forms = perf.fast_paths(False) if G.cfg.version == 3 else contextlib.nullcontext()
+    with torch.no_grad(), forms:
         # optimize=False: onnxscript's graph optimizer (0.7) folds `x + 1e-8` into `x` as if it
         # added zero, which turns the eps of every rsqrt(mean(x^2) + eps) into a division by zero
         # on flat feature maps (NaN from StyleGAN v1's instance norm). ONNX Runtime still applies
