@@ -117,3 +117,30 @@ def test_dry_run_prints_the_official_values(data):
     assert rec["G"]["version"] == 3 and rec["G"]["v3"]["conv_kernel"] == 1 and rec["G"]["channel_base"] == 65536
     assert rec["loss"]["blur_init_sigma"] == 10 and rec["loss"]["blur_fade_kimg"] == 200
     assert rec["loss"]["pl_weight"] == 0 and rec["G_opt"]["lr"] == 0.0025 and rec["D_opt"]["lr"] == 0.002
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_stylegan3_r_resumes_exactly(tmp_path, data):
+    """Crash after minibatch 3, resume from the last snapshot: the blur's sigma (a function of the
+    images shown) and the magnitude EMAs (snapshot buffers) continue as if uninterrupted."""
+    from stylegan.io.checkpoint import read_checkpoint
+
+    cfg = small("stylegan3-r", fade_kimg=0.032).replace(total_kimg=0.048)  # 6 minibatches, blur over 4
+    full = train(cfg, data, str(tmp_path / "a"), device="cpu", quiet=True)
+
+    def crash(trainer):
+        if trainer.state.batch_idx == 3:
+            raise _Crash()
+
+    with pytest.raises(_Crash):
+        train(cfg, data, str(tmp_path / "b"), device="cpu", quiet=True, callback=crash)
+    snap = sorted((tmp_path / "b").glob("*/snapshot-*.safetensors"))[-1]
+    assert 0 < read_checkpoint(snap).state["progress"]["batch_idx"] < 3
+    resumed = train(cfg, data, str(tmp_path / "c"), device="cpu", quiet=True, resume=str(snap))
+    a, b = read_checkpoint(full.last_snapshot).tensors, read_checkpoint(resumed.last_snapshot).tensors
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resume"
