@@ -6,7 +6,8 @@ timed out; its keep-alive timer restarts on every byte). `ServerLimits` states e
 client meets at the connection level, and `GuardedH11Protocol` adds the missing one: the request
 line and headers must arrive within `head_timeout` of the connection (or of the previous
 response). Limits on bodies (size, stalls, uploads at once) are the app's (`ExploreConfig`), so
-they hold under any ASGI server.
+they hold under any ASGI server. The protocol is uvicorn's h11 one (pure Python) also where
+httptools is installed: the deadline is built on its events.
 """
 from __future__ import annotations
 
@@ -74,6 +75,21 @@ def guarded_protocol(head_timeout: float) -> type[asyncio.Protocol]:
         def connection_lost(self, exc: Exception | None) -> None:
             self._clear_head_deadline()
             super().connection_lost(exc)
+
+        def send_400_response(self, msg: str) -> None:
+            """uvicorn answers malformed HTTP (a bad chunk, say) with a 400 and closes, but a
+            request already handed to the app was told nothing until the connection was lost, a
+            loop turn later: an app that answered first (a fast route) wrote a second response
+            into h11 ("Exception in ASGI application" in the log). Its cycle is marked
+            disconnected now, so its answer is dropped and its body read sees the disconnect."""
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
+                if cycle.response_started:  # too late for a 400: the app's response is half sent
+                    self.transport.close()
+                    return
+            super().send_400_response(msg)
 
         def _answering(self) -> bool:
             """A request head was parsed and its response is not complete: the app has it."""
