@@ -62,10 +62,16 @@ MEASURED: dict[str, float] = {}                   # RSS (MB) and threads at each
 
 # ----------------------------------------------------------------------------------- fixtures, helpers
 
-def rss_bytes() -> int:
-    """This process's resident set (the server runs on a thread of it)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def rss_bytes() -> float:
+    """This process's resident set (the server runs on a thread of it); NaN without /proc."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return float("nan")
+
+
+ERROR_LOGGERS = ("stylegan.explore", "uvicorn.error", "uvicorn")
 
 
 class _Errors(logging.Handler):
@@ -95,17 +101,15 @@ def run_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(run_dir):
     """(url, app, errors): the explorer of `run_dir` served by uvicorn on a thread, warmed up."""
-    if not Path("/proc/self/statm").exists():
-        pytest.skip("RSS is read from /proc (Linux)")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny renders; the clients of these tests share the 2 cores
     errors = _Errors()
-    loggers = [logging.getLogger(n) for n in ("stylegan.explore", "uvicorn.error", "uvicorn")]
-    for lg in loggers:
-        lg.addHandler(errors)
+    loggers = [logging.getLogger(n) for n in ERROR_LOGGERS]
     app = create_app(run_dir, "cpu", config=CONFIG, distance=PixelMSE())
     try:
         with serve_in_thread(app, limits=LIMITS) as url, httpx.Client(base_url=url, timeout=30) as c:
+            for lg in loggers:  # now: uvicorn's Config replaced its loggers' handlers when it was made
+                lg.addHandler(errors)
             for path, params in (("api/image", {"seed": 1}), ("api/mixing", {"mix_seed": 2}),
                                  ("api/variation", {"std_samples": 4}), ("api/directions", {})):
                 assert c.get(path, params=params).status_code == 200
@@ -204,6 +208,8 @@ def assert_still_serving(client) -> None:
 
 
 def assert_no_server_errors(errors: _Errors) -> None:
+    for name in ERROR_LOGGERS:  # still listening (a uvicorn.Config made since would have removed it)
+        assert errors in logging.getLogger(name).handlers, name
     found = [f"{r.name}: {r.getMessage()}" for r in errors.records]
     errors.records.clear()
     assert not found, "the server logged errors:\n" + "\n".join(found)
@@ -237,7 +243,7 @@ def test_an_upload_over_the_limit_is_413_naming_it_before_the_body_is_read(serve
     head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {10 ** 12}\r\n\r\n".encode()
     out, seconds = raw_exchange(url, head)  # a terabyte announced, not a byte sent: answered at once
     assert status_of(out) == 413 and b"exceeds the limit of 195 KB (200,000 bytes)" in out, out
-    assert seconds < 1.0
+    assert seconds < 2.0
 
 
 @pytest.mark.parametrize("path", UPLOAD_ROUTES)
@@ -261,7 +267,9 @@ def test_a_chunked_upload_is_refused_at_the_limit_while_it_streams(server, path)
     MEASURED[f"chunked upload to {path}: MB sent before the 413"] = sent / 2 ** 20
 
 
-def test_a_content_length_that_lies_or_is_missing(server, client, run_dir):
+def test_a_content_length_that_lies_or_is_missing(server, client):
+    """More than it sends (408 once the body stalls), less (the body is cut there: 400, and the rest
+    is no request: 400), none at all (no body: 400), malformed (400 from the server itself)."""
     url = server[0]
     w = npz_w(tiny())
     # claims more than it sends, then stalls: 408 once nothing arrives for upload_idle_timeout
@@ -277,7 +285,13 @@ def test_a_content_length_that_lies_or_is_missing(server, client, run_dir):
     for bad in (b"-5", b"abc", b"5, 6", b"99999999999999999999999999"):
         out, _ = raw_exchange(url, b"POST /api/w HTTP/1.1\r\nHost: x\r\nContent-Length: " + bad + b"\r\n\r\nabc")
         assert status_of(out) in (400, 408, 413), (bad, out)
+    # a malformed chunk after the head of a fast route: uvicorn's 400 and the app's answer raced
+    # (the app wrote a second response: "Exception in ASGI application"); GuardedH11Protocol
+    for path in ("/api/stats", "/api/w", "/api/image"):
+        out, _ = raw_exchange(url, f"GET {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".encode())
+        assert status_of(out) == 400 and b"Invalid HTTP request" in out, out
     assert_still_serving(client)
+    assert_no_server_errors(server[2])
 
 
 @pytest.mark.parametrize("method, path, key", [("GET", "/api/image", "mix"), ("GET", "/api/animation", "anim_seeds"),
@@ -335,15 +349,15 @@ def test_slow_clients_are_cut_off_and_never_hold_the_renders(server, client):
         time.sleep(0.1)
     for t in threads:
         t.join()
-    assert results["silent"][0] == b"" and results["silent"][1] < LIMITS.head_timeout + 1.0
+    assert results["silent"][0] == b"" and results["silent"][1] < LIMITS.head_timeout + 2.0
     out, seconds = results["head dribble"]
     assert status_of(out) == 408 and b"request line and headers did not arrive within 1 s" in out, out
-    assert seconds < LIMITS.head_timeout + 1.0
+    assert seconds < LIMITS.head_timeout + 2.0
     out, seconds = results["body stall"]
     assert status_of(out) == 408 and b"the upload stalled: nothing arrived for 1 s" in out, out
     out, seconds = results["body crawl"]
     assert status_of(out) == 408 and b"the upload took longer than 3 s" in out, out
-    assert seconds < CONFIG.upload_timeout + 1.5
+    assert seconds < CONFIG.upload_timeout + 2.5
     assert renders and max(renders) < 2.0, renders
     MEASURED["slowest render during slowloris, ms"] = max(renders) * 1e3
 
@@ -615,8 +629,7 @@ def raw_requests(draw) -> bytes:
     return method + b" " + target + query + b" " + version + b"\r\n" + b"\r\n".join(headers) + b"\r\n\r\n" + body
 
 
-@settings(max_examples=100, deadline=15_000, database=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                                   HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=15_000, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=raw_requests())
 def test_fuzz_raw_http(server, raw):
     """hypothesis: malformed request lines, methods, targets, versions, headers (lying lengths,
@@ -643,6 +656,8 @@ def test_memory_and_threads_stay_bounded(server, client):
     render thread and the bounded job threads (CONFIG.max_job_threads of each kind). Then the
     storm and a fuzz pass of every route once more: what the first round took (the allocator's
     arenas of the job threads, caches) is reused, so the second round adds little."""
+    if not Path("/proc/self/statm").exists():
+        pytest.skip("RSS is read from /proc (Linux)")
     assert_still_serving(client)
     MEASURED["after round 1 MB"], MEASURED["after round 1 threads"] = rss_bytes() / 2 ** 20, threading.active_count()
     assert set(storm(server[0])) <= {200, 204}
