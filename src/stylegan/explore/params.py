@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from ..synth.figures import style_indices
-from ..synth.sample import parse_range
+from ..synth.sample import format_range, parse_range
 from .errors import ParamError
 from .projection import ProjectionRequest
 
@@ -86,17 +86,6 @@ PAGE_SETTINGS: Mapping[str, str] = MappingProxyType({
 })
 
 
-def _range_spec(values: tuple[int, ...]) -> str:
-    """(0, 1, 2, 3, 7) -> '0-3,7': the inverse of `parse_range`, as a person would type it."""
-    parts, start = [], 0
-    for i in range(1, len(values) + 1):
-        if i == len(values) or values[i] != values[i - 1] + 1:
-            a, b = values[start], values[i - 1]
-            parts.append(str(a) if a == b else f"{a}-{b}")
-            start = i
-    return ",".join(parts)
-
-
 def _query_value(value: object) -> str:
     """One View field as the page writes it in the query: '' for absent (None)."""
     if value is None:
@@ -106,7 +95,7 @@ def _query_value(value: object) -> str:
     if isinstance(value, tuple) and value and isinstance(value[0], tuple):
         return ",".join(f"{k}:{format(a, '.12g')}" for k, a in value)  # an edit: '0:1.5,3:-2'
     if isinstance(value, tuple):
-        return _range_spec(value)
+        return format_range(value)
     return str(value)
 
 

@@ -34,7 +34,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from .sample import class_labels
+from .sample import class_labels, format_range
 
 FORMAT = "stylegan-directions"
 VERSION = 1
@@ -341,15 +341,8 @@ def w_moments(G, num_samples: int, *, seed: int = 0, batch: int = 4096, class_id
 # ----------------------------------------------------------------------------------- edits
 
 def range_spec(values: Sequence[int]) -> str:
-    """(0, 1, 2, 3, 7) -> '0-3,7': `sample.parse_range`'s inverse, as a person would type it."""
-    values = sorted(set(int(v) for v in values))
-    parts, start = [], 0
-    for i in range(1, len(values) + 1):
-        if i == len(values) or values[i] != values[i - 1] + 1:
-            a, b = values[start], values[i - 1]
-            parts.append(str(a) if a == b else f"{a}-{b}")
-            start = i
-    return ",".join(parts)
+    """A set of style inputs as a person would type it: (3, 0, 1, 2, 7) -> '0-3,7'."""
+    return format_range(sorted(set(int(v) for v in values)))
 
 
 def parse_alphas(spec: str | Sequence[float]) -> list[float]:

@@ -41,6 +41,17 @@ def parse_range(spec: str | Sequence[int]) -> list[int]:
     return out
 
 
+def format_range(values: Sequence[int]) -> str:
+    """[0, 1, 2, 3, 7] -> '0-3,7': `parse_range`'s inverse, runs of consecutive numbers in the given order."""
+    parts, start = [], 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[i - 1] + 1:
+            a, b = values[start], values[i - 1]
+            parts.append(str(a) if a == b else f"{a}-{b}")
+            start = i
+    return ",".join(parts)
+
+
 def z_from_seeds(seeds: Iterable[int], z_dim: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """[len(seeds), z_dim] float32, one latent per seed (official generate.py convention)."""
     z = np.stack([np.random.RandomState(int(s)).randn(z_dim) for s in seeds])
