@@ -84,3 +84,14 @@ def dash_underscores(token: str) -> str:
 
 
 OFFICIAL_SPELLINGS = {"token_normalize_func": dash_underscores}  # context_settings of those commands
+
+
+def input_transform(G, translate, rotate):
+    """--translate X,Y / --rotate DEG -> the StyleGAN3 input-transform scope (gen_images.py's), with a
+    one-line error for networks without a Fourier-feature input."""
+    from ..synth.sample import input_transform_scope, parse_vec2
+
+    try:
+        return input_transform_scope(G, None if translate is None else parse_vec2(translate), rotate)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None

@@ -7,7 +7,8 @@ import click
 import numpy as np
 import torch
 
-from ._common import OFFICIAL_SPELLINGS, device_option, load_network, precision_option, resolve_device, use_precision
+from ._common import (OFFICIAL_SPELLINGS, device_option, input_transform, load_network, precision_option,
+                      resolve_device, use_precision)
 
 
 @click.command("generate", context_settings=OFFICIAL_SPELLINGS)
@@ -38,7 +39,7 @@ def command(network_path, seeds, psi, cutoff, noise_mode, class_idx, projected_w
     G = load_network(network_path, dev)
     outdir = Path(outdir)
     classes = _classes(class_idx)
-    with _transform(G, translate, rotate), use_precision(G, precision, dev):
+    with input_transform(G, translate, rotate), use_precision(G, precision, dev):
         images, names = _images(G, seeds, psi, cutoff, noise_mode, classes, projected_w, batch, dev)
     arrays = to_uint8(images).numpy()
     for a, name in zip(arrays, names):
@@ -47,16 +48,6 @@ def command(network_path, seeds, psi, cutoff, noise_mode, class_idx, projected_w
         rows = len(classes) if classes is not None and len(classes) > 1 else None  # one row per class
         save_image(make_grid(arrays, rows=rows), outdir / "grid.png")
     click.echo(f"wrote {len(names)} image(s) of {G.img_resolution}x{G.img_resolution} to {outdir}")
-
-
-def _transform(G, translate, rotate):
-    """--translate / --rotate -> the input transform scope (one-line error for other networks)."""
-    from ..synth.sample import input_transform_scope, parse_vec2
-
-    try:
-        return input_transform_scope(G, None if translate is None else parse_vec2(translate), rotate)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
 
 
 def _images(G, seeds, psi, cutoff, noise_mode, classes, projected_w, batch, dev):

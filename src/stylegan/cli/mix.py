@@ -5,17 +5,8 @@ from pathlib import Path
 
 import click
 
-from ._common import OFFICIAL_SPELLINGS, device_option, load_network, precision_option, resolve_device, use_precision
-
-
-def _transform(G, translate, rotate):
-    """--translate / --rotate -> the input transform scope (one-line error for other networks)."""
-    from ..synth.sample import input_transform_scope, parse_vec2
-
-    try:
-        return input_transform_scope(G, None if translate is None else parse_vec2(translate), rotate)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
+from ._common import (OFFICIAL_SPELLINGS, device_option, input_transform, load_network, precision_option,
+                      resolve_device, use_precision)
 
 
 @click.command("mix", context_settings=OFFICIAL_SPELLINGS)
@@ -55,7 +46,7 @@ def command(network_path, row_seeds, col_seeds, styles, psi, noise_mode, class_i
         col_classes = None if col_classes is None else parse_range(col_classes)
         idx = style_indices(styles, G.num_ws)
         cells: dict = {}
-        with _transform(G, translate, rotate), use_precision(G, precision, dev):
+        with input_transform(G, translate, rotate), use_precision(G, precision, dev):
             grid = style_mixing_grid(G, rows, cols, idx, psi=psi, noise_mode=noise_mode, device=dev,
                                      class_idx=class_idx, row_classes=row_classes, col_classes=col_classes,
                                      batch=batch, cells=cells)

@@ -10,7 +10,8 @@ import re
 
 import click
 
-from ._common import OFFICIAL_SPELLINGS, device_option, load_network, precision_option, resolve_device, use_precision
+from ._common import (OFFICIAL_SPELLINGS, device_option, input_transform, load_network, precision_option,
+                      resolve_device, use_precision)
 
 
 def _grid(ctx, param, value: str) -> tuple[int, int]:
@@ -19,16 +20,6 @@ def _grid(ctx, param, value: str) -> tuple[int, int]:
     if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
         raise click.BadParameter(f"expected COLSxROWS (width x height, as gen_video.py) like 4x2, got {value!r}")
     return int(m.group(2)), int(m.group(1))
-
-
-def _transform(G, translate, rotate):
-    """--translate / --rotate -> the input transform scope (one-line error for other networks)."""
-    from ..synth.sample import input_transform_scope, parse_vec2
-
-    try:
-        return input_transform_scope(G, None if translate is None else parse_vec2(translate), rotate)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
 
 
 @click.command("video", context_settings=OFFICIAL_SPELLINGS)
@@ -88,7 +79,7 @@ def command(network_path, seeds, space, interp, frames_per_seed, num_keyframes, 
     dev = resolve_device(device)
     G = load_network(network_path, dev)
     try:
-        with _transform(G, translate, rotate), use_precision(G, precision, dev):  # frames are generated lazily, while writing
+        with input_transform(G, translate, rotate), use_precision(G, precision, dev):  # frames are generated lazily, while writing
             frames = interpolation_frames(G, seed_list, space, frames_per_seed, psi=psi, cutoff=cutoff,
                                           noise_mode=noise_mode, class_idx=class_idx, grid=grid,
                                           num_frames=total, batch=batch, device=dev, interp=interp)

@@ -32,7 +32,7 @@ import torch
 from .. import distributed as ddp
 from ..data.dataset import DatasetError, open_dataset
 from ..data.stream import DataStream, grid_indices
-from ..io.images import make_grid, save_grid, save_image
+from ..io.images import make_grid, save_image, to_uint8
 from ..io.serialize import to_dict
 from ..nn.precision import precision_scope
 from ..nn.runtime import Runtime
@@ -157,13 +157,10 @@ class Trainer:
             with precision_scope(self.cfg.precision):
                 imgs.append(self.stepper.G_ema(z, c, noise_mode="const").float().cpu())
         cols, rows = self.grid_shape
+        grid = make_grid(to_uint8(torch.cat(imgs)).numpy(), rows=rows, cols=cols)  # [H, W, C] uint8
         with self.writing(path, "the fakes grid"):
-            save_grid(torch.cat(imgs), path, rows=rows, cols=cols)
+            save_image(grid, path)
         if self.tensorboard is not None and path.name != "fakes_init.png":
-            from PIL import Image
-
-            with Image.open(path) as im:
-                grid = np.asarray(im)
             with self.writing(self.run_dir, "TensorBoard events into"):
                 self.tensorboard.image("Fakes", grid if grid.ndim == 3 else grid[:, :, None],
                                        self.stepper.counters.cur_nimg / 1000, time.time())
