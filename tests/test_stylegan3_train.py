@@ -119,6 +119,31 @@ def test_dry_run_prints_the_official_values(data):
     assert rec["loss"]["pl_weight"] == 0 and rec["G_opt"]["lr"] == 0.0025 and rec["D_opt"]["lr"] == 0.002
 
 
+def _dry_run(data, *args):
+    out = CliRunner().invoke(cli_main, ["train", "--data", data, *args, "--dry-run"])
+    assert out.exit_code == 0, out.output
+    return json.loads(out.output[out.output.index("{"):])["training"]
+
+
+def test_batch_and_cbase_rederive_what_the_official_train_py_derives(data):
+    """stylegan3's train.py computes ema, magnitude EMA beta and R's blur fade from --batch, and
+    doubles R's G channels after --cbase / --cmax: the same options here give the same values."""
+    rec = _dry_run(data, "--cfg", "stylegan3-r", "--batch", "16", "--cbase", "16384", "--cmax", "256")
+    assert rec["batch"] == 16 and rec["ema_kimg"] == 16 * 10 / 32
+    assert rec["loss"]["blur_fade_kimg"] == 16 * 200 / 32 and rec["loss"]["blur_init_sigma"] == 10
+    assert rec["G"]["v3"]["magnitude_ema_beta"] == 0.5 ** (16 / 20e3)
+    assert (rec["G"]["channel_base"], rec["G"]["channel_max"]) == (32768, 512)  # doubled for R
+    assert (rec["D"]["channel_base"], rec["D"]["channel_max"]) == (16384, 256)
+    rec = _dry_run(data, "--cfg", "stylegan3-t", "--batch", "64", "--cbase", "16384")
+    assert (rec["batch"], rec["ema_kimg"], rec["loss"]["blur_fade_kimg"]) == (64, 20, 0)
+    assert (rec["G"]["channel_base"], rec["G"]["channel_max"], rec["D"]["channel_base"]) == (16384, 512, 16384)
+    # `--ema` after the knobs still wins, as it is an option of its own.
+    assert _dry_run(data, "--cfg", "stylegan3-t", "--batch", "64", "--ema", "3")["ema_kimg"] == 3
+    # stylegan2-ada-pytorch's presets derive nothing from --batch: it sets the batch alone.
+    rec = _dry_run(data, "--cfg", "stylegan2", "--batch", "64", "--cbase", "16384")
+    assert (rec["batch"], rec["ema_kimg"], rec["G"]["channel_base"], rec["D"]["channel_base"]) == (64, 10, 16384, 16384)
+
+
 class _Crash(Exception):
     pass
 

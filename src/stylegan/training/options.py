@@ -28,6 +28,8 @@ class Option:
     that rule lives, when there is one. choices / low / high / low_open: allowed values. parse: text
     -> value for the command line (e.g. a comma list). negatable: a boolean shown as --x/--no-x.
     aliases: further flag names for the same option (stylegan3's `--tick` for `--kimg-per-tick`).
+    network_shape: it changes the networks' parameter shapes, so a resumed file (whose networks
+    are what they are) refuses it.
     """
 
     help: str
@@ -41,6 +43,7 @@ class Option:
     parse: Optional[Callable[[str], Any]] = None
     negatable: bool = False
     aliases: tuple[str, ...] = ()  # other flag names (without dashes), e.g. the official spelling
+    network_shape: bool = False
 
     def flag(self, field_name: str) -> Optional[str]:
         """The command-line flag ('--nan-ticks'), None for Python-only options."""

@@ -27,7 +27,7 @@ from .ada import AdaConfig
 from .config import TrainingConfig
 from .errors import TrainingSetupError
 from .options import declared, option, replace_path
-from .presets import DataShape, resolve_preset
+from .presets import DataShape, PresetKnobs, derives_from_knobs, resolve_preset
 from .schedule import largest_divisor_at_most, make_schedule, micro_batch
 from .snapshot import newest_intact_snapshot
 from .transfer import is_foreign, read_foreign_networks, transfer_config
@@ -104,17 +104,20 @@ class Overrides:
     target: Optional[float] = option(None, "ADA target E[sign(D(real))] (0.6).", low=0, high=1, rule=_AUG)
     augpipe: Optional[str] = option(None, "Augment pipeline: blit, geom, color, filter, noise, cutout, bg, bgc, "
                                           "bgcf, bgcfn, bgcfnc (default bgc).", rule=_AUG)
-    g_arch: Optional[str] = option(None, "Generator architecture.", choices=_ARCHS, rule=_ARCH)
-    d_arch: Optional[str] = option(None, "Discriminator architecture.", choices=_ARCHS, rule=_ARCH)
+    g_arch: Optional[str] = option(None, "Generator architecture.", choices=_ARCHS, rule=_ARCH,
+                                   network_shape=True)
+    d_arch: Optional[str] = option(None, "Discriminator architecture.", choices=_ARCHS, rule=_ARCH,
+                                   network_shape=True)
     map_layers: Optional[int] = option(None, "Mapping network depth.", cli="map", aliases=("map-depth",),
-                                       to="G.mapping.num_layers", low=0)
+                                       to="G.mapping.num_layers", low=0, network_shape=True)
     lr: Optional[float] = option(None, "Learning rate of G and D.", to=("G_opt.lr", "D_opt.lr"), low=0,
                                  low_open=True)
     glr: Optional[float] = option(None, "Learning rate of G (after --lr).", to="G_opt.lr", low=0, low_open=True)
     dlr: Optional[float] = option(None, "Learning rate of D (after --lr).", to="D_opt.lr", low=0, low_open=True)
     cbase: Optional[int] = option(None, "Capacity multiplier: channels = min(cbase / resolution, cmax), G and D.",
-                                  to=("G.channel_base", "D.channel_base"), low=1)
-    cmax: Optional[int] = option(None, "Max. feature maps of G and D.", to=("G.channel_max", "D.channel_max"), low=1)
+                                  to=("G.channel_base", "D.channel_base"), low=1, network_shape=True)
+    cmax: Optional[int] = option(None, "Max. feature maps of G and D.", to=("G.channel_max", "D.channel_max"), low=1,
+                                 network_shape=True)
     mbstd_group: Optional[int] = option(None, "Minibatch-std group size.", to="D.mbstd_group_size", low=1)
     freezed: Optional[int] = option(None, "Freeze the first N layers of D, counted from the input (transfer "
                                           "learning; stylegan2-ada-pytorch --freezed).", to="freezed", low=0)
@@ -360,6 +363,10 @@ def plan_run(opts: RunOptions, *, cfg: Optional[TrainingConfig] = None, preset: 
     Under torchrun the process group must already be joined (`launch.prepare` does that).
     """
     snapshot, resume_notes = find_snapshot(opts.resume) if opts.resume else (None, ())
+    if snapshot is not None and (shaping := [d.flag for d in declared(Overrides) if d.option.network_shape
+                                             and getattr(overrides, d.name) is not None]):
+        raise TrainingSetupError(f"{', '.join(shaping)} with --resume: the networks' shapes come from {snapshot}; "
+                                 f"drop {'it' if len(shaping) == 1 else 'them'} (or train from scratch)")
     data = opts.data
     from_snapshot = False
     foreign = read_foreign_networks(snapshot) if snapshot is not None and is_foreign(snapshot) else None
@@ -381,11 +388,16 @@ def plan_run(opts: RunOptions, *, cfg: Optional[TrainingConfig] = None, preset: 
     seed = overrides.seed if overrides.seed is not None else (cfg.seed if cfg is not None else 0)
     ds = _open_data(data, cond, rank, subset, seed)
 
+    applied = overrides  # what apply_overrides still has to set after the preset
     try:
         if cfg is None:
             shape = DataShape(resolution=ds.resolution, channels=ds.num_channels,
                               c_dim=ds.label_dim if cond else 0, gpus=world)
-            cfg = resolve_preset(preset or "auto", shape).replace(cond=cond)
+            name = preset or "auto"
+            knobs = PresetKnobs(batch=overrides.batch, cbase=overrides.cbase, cmax=overrides.cmax)
+            cfg = resolve_preset(name, shape, knobs).replace(cond=cond)
+            if derives_from_knobs(name):  # the preset consumed them (stylegan3's train.py derivations)
+                applied = dataclasses.replace(applied, batch=None, cbase=None, cmax=None)
             if foreign is not None:
                 cfg, transfer_notes = transfer_config(cfg, foreign, resolution=ds.resolution, channels=ds.num_channels,
                                                       label_dim=ds.label_dim, cond=cond,
@@ -393,7 +405,8 @@ def plan_run(opts: RunOptions, *, cfg: Optional[TrainingConfig] = None, preset: 
                 resume_notes += transfer_notes
             if overrides.aug is None:
                 overrides = dataclasses.replace(overrides, aug="ada")  # the official default
-        cfg = apply_overrides(cfg, overrides)
+                applied = dataclasses.replace(applied, aug="ada")
+        cfg = apply_overrides(cfg, applied)
     except ValueError as e:  # bad override values, unknown preset / pipeline / architecture
         raise TrainingSetupError(str(e)) from None
     cfg = fit_mbstd(cfg, world)

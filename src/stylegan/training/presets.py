@@ -19,8 +19,8 @@ no PL, no mixing; R: D input blur sigma 10 fading over batch*200/32 kimg.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Callable
+from dataclasses import dataclass, replace
+from typing import Callable, Optional
 
 from ..models.config import STYLEGAN3_R, STYLEGAN3_T, DiscriminatorConfig, GeneratorConfig, MappingConfig
 from .config import DataShape, LossConfig, OptimizerConfig, TrainingConfig
@@ -75,7 +75,7 @@ PRESETS: dict[str, Preset] = {
 
 
 def stylegan3_config(shape: DataShape, config: str, *, batch: int = 32, gamma: float | None = None,
-                     name: str = "") -> TrainingConfig:
+                     cbase: int = 32768, cmax: int = 512, name: str = "") -> TrainingConfig:
     """StyleGAN3 config T or R as stylegan3's `train.py --cfg stylegan3-t/-r` sets it up.
 
     Official defaults (train.py, training/training_loop.py, training/loss.py): mapping 2 layers,
@@ -88,36 +88,67 @@ def stylegan3_config(shape: DataShape, config: str, *, batch: int = 32, gamma: f
     required officially (docs/configs.md uses 32 throughout), and so is --gamma: the default here
     is the recommended table of stylegan3's docs/configs.md for T and R alike, 0.5 / 2 / 8 / 32 at
     128 / 256 / 512 / 1024 px, i.e. 2 (R / 256)^2 ("gamma scales quadratically with resolution").
+    Everything that train.py derives from --batch / --cbase / --cmax follows `batch`, `cbase` and
+    `cmax` here (the command line passes them as `PresetKnobs`).
     """
     if config not in ("T", "R"):
         raise ValueError(f"StyleGAN3 config must be 'T' or 'R', got {config!r}")
     r = config == "R"
     gamma = 2 * (shape.resolution / 256) ** 2 if gamma is None else gamma
-    cfg = stylegan2_config(shape, batch=batch, mbstd=4, channel_base=32768, lr=0.0025, gamma=gamma,
-                           ema_kimg=batch * 10 / 32, ema_rampup=0.05, map_layers=2, pl_weight=0,
+    cfg = stylegan2_config(shape, batch=batch, mbstd=4, channel_base=cbase, channel_max=cmax, lr=0.0025,
+                           gamma=gamma, ema_kimg=batch * 10 / 32, ema_rampup=0.05, map_layers=2, pl_weight=0,
                            style_mixing_prob=0, name=name)
     v3 = replace(STYLEGAN3_R if r else STYLEGAN3_T, magnitude_ema_beta=0.5 ** (batch / 20e3))
     G = cfg.G.replace(version=3, v3=v3, mapping=replace(cfg.G.mapping, w_avg_beta=0.998),
-                      channel_base=65536 if r else 32768, channel_max=1024 if r else 512)
+                      channel_base=cbase * 2 if r else cbase, channel_max=cmax * 2 if r else cmax)
     loss = replace(cfg.loss, blur_init_sigma=10.0 if r else 0.0, blur_fade_kimg=batch * 200 / 32 if r else 0.0)
     return cfg.replace(G=G, D_opt=OptimizerConfig(lr=0.002), loss=loss)
 
 
-PRESETS.update({
-    "stylegan3-t": lambda s: stylegan3_config(s, "T", name="stylegan3-t"),
-    "stylegan3-r": lambda s: stylegan3_config(s, "R", name="stylegan3-r"),
-})
+@dataclass(frozen=True)
+class PresetKnobs:
+    """Command-line values that a preset derives other values from (None: the preset's own).
+
+    stylegan3's `train.py` builds its config from `--batch`, `--cbase` and `--cmax`: the G_ema
+    half-life, the magnitude EMA beta and R's blur fade follow the batch, and R doubles G's channels
+    after `--cbase` / `--cmax`. stylegan2-ada-pytorch's presets derive nothing from them (its
+    `--batch` sets the batch alone), so only `KNOB_PRESETS` take knobs; the rest get the values as
+    plain overrides."""
+
+    batch: Optional[int] = None
+    cbase: Optional[int] = None
+    cmax: Optional[int] = None
+
+    def given(self) -> dict[str, int]:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+KNOB_PRESETS: dict[str, Callable[[DataShape, PresetKnobs], TrainingConfig]] = {
+    "stylegan3-t": lambda s, k: stylegan3_config(s, "T", name="stylegan3-t", **k.given()),
+    "stylegan3-r": lambda s, k: stylegan3_config(s, "R", name="stylegan3-r", **k.given()),
+}
+PRESETS.update({name: (lambda s, f=f: f(s, PresetKnobs())) for name, f in KNOB_PRESETS.items()})
 
 
 def preset_names() -> list[str]:
     return sorted(PRESETS)
 
 
-def resolve_preset(name: str, shape: DataShape) -> TrainingConfig:
-    """The TrainingConfig of preset `name` for data of `shape`; unknown names list the valid ones."""
+def resolve_preset(name: str, shape: DataShape, knobs: PresetKnobs = PresetKnobs()) -> TrainingConfig:
+    """The TrainingConfig of preset `name` for data of `shape`; unknown names list the valid ones.
+
+    `knobs` reach only the presets that derive values from them (`KNOB_PRESETS`); the caller applies
+    them as plain overrides to every other preset (`derives_from_knobs`)."""
     if name not in PRESETS:
         raise ValueError(f"unknown --cfg {name!r}; choose one of: {', '.join(preset_names())}")
+    if name in KNOB_PRESETS:
+        return KNOB_PRESETS[name](shape, knobs)
     return PRESETS[name](shape)
+
+
+def derives_from_knobs(name: str) -> bool:
+    """Whether preset `name` consumes `PresetKnobs` itself (so they are not applied again after it)."""
+    return name in KNOB_PRESETS
 
 
 # The papers' configurations (v1 Table 1, v2 Tables 1-2) sit beside the official presets.
