@@ -97,6 +97,9 @@ def test_fine_tune_from_an_official_pickle(tmp_path, official_pkl):
     assert (plan.cfg.G.channel_base, plan.cfg.G.architecture, plan.cfg.D.architecture) == (1024, "skip", "resnet")
     assert plan.cfg.batch == 8 and plan.cfg.loss.r1_gamma == 1.0  # the tiny preset's settings
     assert any("fine-tuning from" in n for n in plan.notes)
+    # As the official --resume starts a fine-tune: ADA 5x faster, no G_ema ramp-up.
+    assert (plan.cfg.augment.speed_kimg, plan.cfg.ema_rampup) == (100, None)
+    assert any("ADA speed 100 kimg, no G_ema ramp-up" in n for n in plan.notes)
     official = {n: stylegan.load(official_pkl, which=n).state_dict() for n in ("G", "G_ema", "D")}
     for name in ("G", "G_ema", "D"):  # every weight and buffer is the file's
         ours = trainer.stepper.networks[name].state_dict()
@@ -128,6 +131,11 @@ def test_fine_tune_shape_and_label_mismatches_are_clear(tmp_path, official_pkl):
         plan_run(dataclasses.replace(opts, data=labelled), preset="tiny", overrides=cond)
     plan = plan_run(dataclasses.replace(opts, data=labelled, fresh_labels=True), preset="tiny", overrides=cond)
     assert plan.cfg.G.c_dim == plan.cfg.D.c_dim == 3 and plan.cfg.G.channel_base == 1024
+    # Options that would reshape the file's networks are refused by name, not failed on at load.
+    for shaping, flags in ((Overrides(cbase=2048), "--cbase"), (Overrides(cmax=64, map_layers=4), "--map, --cmax"),
+                           (Overrides(g_arch="orig"), "--g-arch")):
+        with pytest.raises(TrainingSetupError, match=f"^{flags} with --resume: the networks' shapes come from"):
+            plan_run(dataclasses.replace(opts, data=labelled), preset="tiny", overrides=shaping)
 
 
 def test_fresh_labels_keep_every_other_weight(tmp_path, official_pkl):
@@ -143,3 +151,18 @@ def test_fresh_labels_keep_every_other_weight(tmp_path, official_pkl):
     assert all(torch.equal(ours[k], theirs[k]) for k in kept)
     assert "mapping.embed.weight" in ours and "mapping.embed.weight" not in theirs  # the fresh label pathway
     assert {k for k in ours if k not in kept} <= {"mapping.embed.weight", "mapping.embed.bias", "mapping.fc0.weight"}
+
+
+def test_fine_tuning_a_stylegan3_r_turns_the_d_blur_off_as_officially():
+    """stylegan3's train.py sets blur_init_sigma 0 (and ada_kimg 100, no ema ramp-up) on --resume:
+    the file's D was trained on sharp images, so a fine-tune does not blur them again."""
+    from stylegan.training.presets import DataShape, resolve_preset
+    from stylegan.training.transfer import ForeignNetworks, transfer_config
+
+    cfg = resolve_preset("stylegan3-r", DataShape(64, 3))
+    assert cfg.loss.blur_init_sigma == 10
+    file = ForeignNetworks("r.pkl", cfg.G, cfg.D, ("D", "G", "G_ema"))
+    tuned, notes = transfer_config(cfg, file, resolution=64, channels=3, label_dim=0, cond=False, fresh_labels=False)
+    assert (tuned.loss.blur_init_sigma, tuned.augment.speed_kimg, tuned.ema_rampup) == (0, 100, None)
+    assert tuned.G == cfg.G and tuned.D == cfg.D and tuned.loss.r1_gamma == cfg.loss.r1_gamma
+    assert any("ADA speed 100 kimg, no G_ema ramp-up, no D input blur" in n for n in notes)

@@ -84,7 +84,21 @@ def transfer_config(cfg: TrainingConfig, file: ForeignNetworks, *, resolution: i
     if loss.cls_weight > 0 and D.aux_classes != c_dim:  # the official networks have no AC-GAN head
         notes.append("the file's D has no auxiliary classifier: cls_weight 0 (the official losses)")
         loss = replace(loss, cls_weight=0.0)
-    return cfg.replace(G=G, D=D, loss=loss, cond=c_dim > 0), tuple(notes)
+    # The official train.py scripts start a fine-tune thus (stylegan2-ada-pytorch and stylegan3):
+    # ADA reacts 5x faster (ada_kimg 100), G_ema has no ramp-up (the file's G is already trained),
+    # and stylegan3's R blur of D's inputs is off (the file's D saw sharp images).
+    changes = []
+    if cfg.augment.speed_kimg != 100:
+        changes.append("ADA speed 100 kimg")
+    if cfg.ema_rampup is not None:
+        changes.append("no G_ema ramp-up")
+    if loss.blur_init_sigma > 0:
+        changes.append("no D input blur")
+        loss = replace(loss, blur_init_sigma=0.0)
+    if changes:
+        notes.append(f"fine-tuning as the official --resume does: {', '.join(changes)}")
+    return cfg.replace(G=G, D=D, loss=loss, cond=c_dim > 0, ema_rampup=None,
+                       augment=replace(cfg.augment, speed_kimg=100.0)), tuple(notes)
 
 
 __all__ = ["is_foreign", "ForeignNetworks", "read_foreign_networks", "transfer_config"]
