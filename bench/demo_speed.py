@@ -2,6 +2,12 @@
 
     python bench/demo_speed.py                       # the demo's config vs the previous demo's
     python bench/demo_speed.py --variants new,old --rounds 4 --steps 16 --threads 1
+    python bench/demo_speed.py --variants new --isa native,avx2   # this CPU limited to AVX2
+
+`--isa native,avx2` runs every round once per instruction set, each in a fresh process whose
+PyTorch kernels (ATEN_CPU_CAPABILITY) and oneDNN (ONEDNN_MAX_CPU_ISA) are held to that set,
+interleaved: how much of the speed is AVX-512's on this machine, the nearest this project gets
+to an AVX2-only CPU without one (same clock and caches, so a real AVX2-only machine may be slower).
 
 Each variant is a full `training.stepper.Stepper` on builtin:mnist (the real loop: G main, path
 length every 4, D main, R1 every 16, G_ema), built once; the rounds run the variants in turn
@@ -17,6 +23,8 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -47,6 +55,35 @@ def variant_config(name: str):
     raise SystemExit(f"unknown variant {name!r}: new, old, new-bf16")
 
 
+# Environment that holds PyTorch's own kernels and oneDNN's to one instruction set.
+ISA_ENV = {"native": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+           "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}}
+
+
+def by_isa(args) -> None:
+    """Each round: one child process per instruction set (`ISA_ENV`), in turn; the medians."""
+    isas = args.isa.split(",")
+    unknown = [i for i in isas if i not in ISA_ENV]
+    if unknown:
+        raise SystemExit(f"unknown --isa {unknown}: {', '.join(ISA_ENV)}")
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.rounds):
+        for isa in isas:
+            cmd = [sys.executable, __file__, "--variants", args.variants, "--rounds", "1", "--steps", str(args.steps),
+                   "--threads", str(args.threads), "--timer", args.timer]
+            out = subprocess.run(cmd, env={**os.environ, **ISA_ENV[isa]}, capture_output=True, text=True, check=True)
+            for line in out.stdout.splitlines():
+                if line.startswith("#"):
+                    print(f"# [{isa}] {line[2:]}")
+                elif " s/kimg " in line:
+                    name, rest = line.split(" s/kimg ")
+                    times.setdefault((isa, name.strip()), []).append(float(rest.split()[0]))
+    first = statistics.median(next(iter(times.values())))
+    for (isa, name), ts in times.items():
+        med = statistics.median(ts)
+        print(f"{isa:7s} {name:10s} s/kimg {' '.join(f'{t:.2f}' for t in ts)}  median {med:.2f}  ratio {med / first:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", default="new,old")
@@ -54,10 +91,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=16, help="minibatches per variant and round")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--timer", choices=["process", "wall"], default="process")
+    ap.add_argument("--isa", default=None, help="e.g. native,avx2: every round once per instruction set "
+                                                "(child processes, interleaved)")
     args = ap.parse_args()
+    if args.isa:
+        return by_isa(args)
     torch.set_num_threads(args.threads)
     clock = time.process_time if args.timer == "process" else time.perf_counter
-    print(f"# demo_speed: {cpu_model()}, torch {torch.__version__}, {args.threads} thread(s), "
+    print(f"# demo_speed: {cpu_model()}, torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), "
+          f"{args.threads} thread(s), "
           f"{args.timer} time, python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     trainers = {}
