@@ -254,7 +254,7 @@ def default_device() -> str:
 @click.option("--list-metrics", "list_only", is_flag=True, help="List metric ids and exit.")
 def command(network, data, metrics, mirror, gpus, detector_dir, proxy, batch, device, out, classifier, train_classifier,
             epochs, classifier_res, psi, noise_mode, seed, cache_dir, offline, workers, verbose, list_only) -> None:
-    """Compute FID, KID, precision/recall, IS, PPL and linear separability for a network."""
+    """Compute FID, KID, precision/recall, IS, PPL, linear separability and StyleGAN3 equivariance for a network."""
     from stylegan.metrics import METRICS, get_metric, proxy_for
     from stylegan.metrics.errors import MetricError
 

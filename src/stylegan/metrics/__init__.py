@@ -1,6 +1,7 @@
 """GAN metrics: FID, KID, precision/recall, IS, perceptual path length, linear separability
 (the StyleGAN / StyleGAN2 papers' metrics, with stylegan2-ada-pytorch's settings), with the
-official NVIDIA detectors and an offline EfficientNet-Lite0 proxy.
+official NVIDIA detectors and an offline EfficientNet-Lite0 proxy; and StyleGAN3's equivariance
+(EQ-T, EQ-T_frac, EQ-R, in `equivariance`).
 
     from stylegan.metrics import compute_metric, append_metric_jsonl
     result = compute_metric("fid50k_full", G, dataset, device="cuda")

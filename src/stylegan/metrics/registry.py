@@ -2,9 +2,10 @@
 
 Official ids and settings follow stylegan2-ada-pytorch (`fid50k_full`, `kid50k_full`,
 `pr50k3_full`, `is50k`, `ppl2_wend`, legacy `fid50k`, `kid50k`, `pr50k3`, `ppl_zfull`, `ppl_wfull`,
-`ppl_zend`, `ppl_wend`) and StyleGAN v1 (`ls`, StyleGAN Sec. 4.2;
-v1 PPL with 100k samples and the face crop, StyleGAN Sec. 4.1).
-Smaller variants change only the sample counts (e.g. `fid5k_full`, `ppl_wend1k`). Ids containing
+`ppl_zend`, `ppl_wend`), StyleGAN v1 (`ls`, StyleGAN Sec. 4.2;
+v1 PPL with 100k samples and the face crop, StyleGAN Sec. 4.1) and StyleGAN3's equivariance
+(`eqt50k_int`, `eqt50k_frac`, `eqr50k`, Alias-Free GAN Sec. 3 and App. E).
+Smaller variants change only the sample counts (e.g. `fid5k_full`, `ppl_wend1k`, `eqt1k_int`). Ids containing
 `effnet` use the offline EfficientNet-Lite0 proxy detector / distance: they are *not* FID, KID,
 precision/recall or PPL and are not comparable with published numbers.
 """
@@ -86,6 +87,12 @@ def _ls(opts: MetricOptions, *, mid: str, num: int) -> dict:
     return {f"{mid}_z": scores["z"], f"{mid}_w": scores["w"]}
 
 
+def _eq(opts: MetricOptions, *, mid: str, num: int, kind: str) -> dict:
+    from stylegan.metrics.equivariance import EqConfig, compute_equivariance
+
+    return {mid: compute_equivariance(opts, EqConfig(num_samples=num, kind=kind))}
+
+
 def _count(n: int) -> str:
     return f"{n // 1000}k"
 
@@ -134,6 +141,14 @@ def _build_registry() -> Mapping[str, MetricSpec]:
     for mid, n in (("ls", 200000), ("ls20k", 20000), ("ls2k", 2000)):
         add(mid, functools.partial(_ls, mid=mid, num=n),
             f"Linear separability, {_count(n)} samples, most confident half (needs --classifier)", "classifier", False)
+    # StyleGAN3 equivariance (PSNR in dB; generator only, no detector): official ids and quick variants.
+    for n in counts:
+        k = _count(n)
+        for mid, kind, what in ((f"eqt{k}_int", "int", "integer translation (EQ-T)"),
+                                (f"eqt{k}_frac", "frac", "fractional translation (EQ-T_frac)"),
+                                (f"eqr{k}", "rot", "rotation (EQ-R)")):
+            add(mid, functools.partial(_eq, mid=mid, num=n, kind=kind),
+                f"Equivariance to {what}, PSNR dB, {k} samples (StyleGAN3 networks)", None, False)
     out = {}
     for s in specs:
         if s.id in out:
