@@ -22,7 +22,7 @@ from stylegan.synth.ganspace import ganspace_directions
 from stylegan.synth.interfacegan import (boundary, class_samples, classifier_samples, labels_directions,
                                          load_classifier, read_label_csv, seed_samples)
 from stylegan.synth.sefa import affine_weights, factorize, sefa_directions, style_affines
-from test_explore import tiny
+from test_explore import tiny, tiny_sg3
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -79,7 +79,7 @@ def test_sefa_matches_a_direct_numpy_computation(G, layers):
 def test_style_affines_are_the_ones_each_w_feeds():
     """Hooks on every style affine while ws carries a different vector per style input: each affine
     style_affines names for input i received exactly ws[:, i], and no other affine ran."""
-    for G in (tiny(resolution=16), tiny(version=1, resolution=16), _progressive_v2(), _resnet_v2()):
+    for G in (tiny(resolution=16), tiny(version=1, resolution=16), _progressive_v2(), _resnet_v2(), tiny_sg3()):
         syn = G.synthesis
         ws = torch.randn(1, G.num_ws, G.w_dim)
         seen = {}

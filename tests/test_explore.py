@@ -1,6 +1,7 @@
 """The explorer's app through its HTTP API (no socket): every control, stale-request dropping,
 uploads and their limits, projection with progress and cancel, run directories, the error policy,
-the defaults the page reads, the routes table of the docs, the CLI."""
+the defaults the page reads, the routes table of the docs, the CLI; StyleGAN3 networks (the input
+transform, the equivariance loop and its untransform, no noise) and the pure image op behind them."""
 import asyncio
 import io
 import logging
@@ -30,7 +31,10 @@ from stylegan.explore import app as explore_app
 from stylegan.explore.params import (DEFAULT_CLASS, DEFAULT_VIEW, EDIT_SLIDER_RANGE, PAGE_SETTINGS, PER_REQUEST_KEYS,
                                      QUERY_KEYS, View, page_defaults, parse_view, view_query)
 from stylegan.io.images import to_uint8
-from stylegan.models.config import StyleGAN1Options
+from stylegan.explore.equivariance import (EQ_RADIUS, has_input_transform, image_transform, loop_transform,
+                                           resample_affine, untransform)
+from stylegan.models.config import StyleGAN1Options, StyleGAN3Options
+from stylegan.models.stylegan3 import input_transform
 from stylegan.synth.projector import PixelMSE, project
 from stylegan.synth.sample import class_labels, z_from_seeds
 
@@ -56,6 +60,25 @@ def tiny(version: int = 2, c_dim: int = 0, seed: int = 0, resolution: int = R, z
     with torch.no_grad():
         for m in G.noise_inputs().values():
             m.strength.fill_(0.2)
+        G.mapping.w_avg.normal_()
+    return G.eval().requires_grad_(False)
+
+
+def tiny_sg3(seed: int = 0, resolution: int = R, z_dim: int = 16, channel_base: int = 128, channel_max: int = 8,
+             num_layers: int = 4, config: str = "T", output_scale: float = 1.0) -> Generator:
+    """A small StyleGAN3 network (config T or R; 4 layers instead of 14, as tests/test_stylegan3_cli.py
+    builds them): its input affine turns and shifts the Fourier features per w (a fresh one is the
+    identity), w_avg is not zero, and its output is scaled up (a random network's is nearly flat
+    grey, and a change must show in 8 bits)."""
+    torch.manual_seed(seed)
+    radial = config == "R"
+    opts = StyleGAN3Options(num_layers=num_layers, num_critical=1, output_scale=output_scale,
+                            conv_kernel=1 if radial else 3, use_radial_filters=radial)
+    cfg = GeneratorConfig(z_dim=z_dim, w_dim=z_dim, img_resolution=resolution, channel_base=channel_base,
+                          channel_max=channel_max, version=3, v3=opts, mapping=MappingConfig(num_layers=2))
+    G = Generator(cfg)
+    with torch.no_grad():
+        G.synthesis.input.affine.weight.normal_(0, 0.3)
         G.mapping.w_avg.normal_()
     return G.eval().requires_grad_(False)
 
@@ -452,7 +475,7 @@ def test_app_js_and_the_page_hold_no_copy_of_the_defaults():
             literal = rf'(\b{key}\s*:\s*|state\.{key}\s*(=|[!=]==?)\s*)"{re.escape(value)}"'
             assert not re.search(literal, js), f"app.js repeats the default {key}={value!r}"
     for control in ("seed", "seed-slider", "psi", "noise-strength", "std-samples", "anim-seeds", "anim-speed",
-                    "proj-steps"):
+                    "proj-steps", "tx", "ty", "rotate", "eq-speed"):
         tag = re.search(rf'<input id="{control}"[^>]*>', html).group(0)
         assert "value=" not in tag, f"index.html gives #{control} a default: {tag}"
     assert not re.search(r'name="noise"[^>]*checked', html)
@@ -512,3 +535,196 @@ def test_listening_socket_lets_asyncio_disable_nagle():
         conn.close(), client.close()
     finally:
         sock.close()
+
+
+# ----------------------------------------------------------------------------------- StyleGAN3
+
+def reference_sg3(G, seed: int, psi: float = 1.0, translate=(0.0, 0.0), rotate: float = 0.0,
+                  undo: bool = False) -> np.ndarray:
+    """The library's image of a StyleGAN3 network under an input transform: G.synthesis with
+    transform=input_transform(...) (what `stylegan generate --translate --rotate` writes), moved back
+    by `untransform` with `undo`, encoded as the explorer encodes."""
+    with torch.no_grad():
+        ws = G.mapping(z_from_seeds([seed], G.z_dim), None, psi=psi)
+        img = G.synthesis(ws, transform=input_transform(translate, rotate))
+        if undo:
+            img = untransform(img, translate, rotate)
+    return to_uint8(img)[0].numpy()
+
+
+@pytest.fixture(scope="module")
+def G3():
+    return tiny_sg3()
+
+
+@pytest.fixture(scope="module")
+def client3(G3):
+    with TestClient(create_app(G3, "cpu", config=SMALL, distance=PixelMSE())) as c:
+        yield c
+
+
+def test_sg3_network_panel_truncation_mixing_and_sefa(client3, G3, client):
+    info = client3.get("/api/network").json()
+    assert info["kind"] == "StyleGAN3 (config T)" and info["input_transform"] is True
+    assert info["noise_inputs"] == 0 and info["num_ws"] == G3.num_ws == 4 + 2  # the input, 4 layers, ToRGB
+    assert client.get("/api/network").json()["input_transform"] is False
+    assert np.array_equal(image(client3, seed=5, psi=0.7), reference_sg3(G3, 5, psi=0.7))
+    assert np.array_equal(image(client3, seed=1, psi=0), image(client3, seed=2, psi=0))
+    # style mixing over its ws: all of them from the second seed is the second seed
+    assert np.array_equal(image(client3, seed=3, mix_seed=9, mix=f"0-{G3.num_ws - 1}"), image(client3, seed=9))
+    some = image(client3, seed=3, mix_seed=9, mix="0-2")
+    assert not np.array_equal(some, image(client3, seed=3)) and not np.array_equal(some, image(client3, seed=9))
+    sets = client3.get("/api/directions").json()["sets"]  # SeFa of its affines (the Edit panel opens)
+    assert sets[0]["id"] == "sefa" and sets[0]["layers"] == f"0-{G3.num_ws - 1}"
+
+
+@pytest.mark.parametrize("translate, rotate", [((0.1, -0.05), 0.0), ((0.0, 0.0), 30.0), ((0.03, 0.02), -12.5)])
+def test_sg3_image_under_a_transform_is_the_librarys(client3, G3, translate, rotate):
+    params = {"seed": 5, "psi": 0.8, "tx": translate[0], "ty": translate[1], "rotate": rotate}
+    moved = image(client3, **params)
+    assert np.array_equal(moved, reference_sg3(G3, 5, 0.8, translate, rotate))
+    assert not np.array_equal(moved, image(client3, seed=5, psi=0.8))
+    undone = reference_sg3(G3, 5, 0.8, translate, rotate, undo=True)
+    assert np.array_equal(image(client3, **params, untransform=1), undone)
+    assert np.array_equal(image(client3, seed=5, psi=0.8), reference_sg3(G3, 5, 0.8))  # G's buffer untouched
+
+
+def test_sg3_untransform_holds_a_whole_pixel_shift_still(client3):
+    """Config T is equivariant to translation: moved by whole pixels and moved back, the picture is the
+    unmoved one (to 8-bit rounding) wherever the moved image has content."""
+    base = image(client3, seed=5).astype(int)
+    moved = image(client3, seed=5, tx=3 / R, ty=-2 / R).astype(int)
+    back = image(client3, seed=5, tx=3 / R, ty=-2 / R, untransform=1).astype(int)
+    assert np.abs(moved - base).mean() > 5
+    assert np.abs(back - base)[2:, :R - 3].max() <= 1  # rows / columns that came in from outside aside
+    assert np.abs(moved[:R - 2, 3:] - base[2:, :R - 3]).max() <= 1  # content moved right and up, as gen_images
+
+
+def test_sg3_mixing_and_seed_loop_carry_the_transform(client3):
+    p = {"tx": 0.125, "rotate": 20, "untransform": 1}
+    strip = png(client3.get("/api/mixing", params={"seed": 3, "mix_seed": 9, "mix": "0-2", **p}))
+    assert strip.shape == (R, 3 * R, 3)
+    assert np.array_equal(strip[:, :R], image(client3, seed=3, **p))
+    assert np.array_equal(strip[:, R:2 * R], image(client3, seed=9, **p))
+    assert np.array_equal(strip[:, 2 * R:], image(client3, seed=3, mix_seed=9, mix="0-2", **p))
+    frame = png(client3.get("/api/animation", params={"anim_seeds": "10-13", "t": 0.5, **p}))
+    assert np.array_equal(frame, image(client3, seed=12, **p))
+
+
+def test_sg3_equivariance_loop_frames(client3, G3):
+    base = {"seed": 5, "tx": 0.05, "rotate": 10}
+    for motion in ("translate", "rotate", "both"):  # t = 0 is the view itself
+        frame = png(client3.get("/api/equivariance", params={**base, "eq": motion, "t": 0}))
+        assert np.array_equal(frame, image(client3, **base))
+    for motion, t in [("translate", 0.25), ("rotate", 0.5), ("both", 0.7)]:
+        translate, rotate = loop_transform((0.05, 0.0), 10.0, motion, t)
+        params = {**base, "eq": motion, "t": t}
+        frame = png(client3.get("/api/equivariance", params=params))
+        assert np.array_equal(frame, reference_sg3(G3, 5, translate=translate, rotate=rotate))
+        undone = png(client3.get("/api/equivariance", params={**params, "untransform": 1}))
+        assert np.array_equal(undone, reference_sg3(G3, 5, translate=translate, rotate=rotate, undo=True))
+    r = client3.get("/api/equivariance", params={"eq": "wobble"})
+    assert r.status_code == 400 and "eq must be one of translate, rotate, both" in r.json()["error"]
+
+
+def test_sg3_projection_and_edit_work_under_a_transform(client3, G3):
+    """The projector needs no noise buffers (StyleGAN3 has none); its result and an edit of it render
+    under the transform like a seed."""
+    job = client3.post("/api/project", params={"steps": 4}, content=_png_bytes(reference_sg3(G3, 7))).json()["job"]
+    status = _wait(client3, job)
+    assert status["state"] == "done" and status["step"] == 4
+    moved = image(client3, w=status["w"], tx=0.1, edit="0:1.5")
+    assert moved.shape == (R, R, 3) and not np.array_equal(moved, image(client3, w=status["w"], edit="0:1.5"))
+
+
+def test_sg3_has_no_noise_to_vary(client3):
+    r = client3.get("/api/variation", params={"seed": 2})
+    assert r.status_code == 400 and "StyleGAN3 has no per-pixel noise inputs" in r.json()["error"]
+    # noise settings are accepted and change nothing, as G.synthesis ignores noise_mode
+    assert np.array_equal(image(client3, seed=2, noise="random", noise_strength=3), image(client3, seed=2))
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"tx": "0.1"}, "tx=0.1: translate / rotate apply to StyleGAN3 networks only"),
+    ({"ty": "-0.25", "rotate": "15"}, "ty=-0.25, rotate=15: translate / rotate apply to StyleGAN3 networks only"),
+])
+def test_sg2_network_refuses_a_transform_in_one_line(client, params, words):
+    for route, extra in [("/api/image", {}), ("/api/mixing", {"mix_seed": 3}), ("/api/animation", {})]:
+        r = client.get(route, params={**params, **extra})
+        assert r.status_code == 400 and r.json()["error"].startswith(words), r.text
+        assert "\n" not in r.json()["error"] and "this network has none" in r.json()["error"]
+    assert png(client.get("/api/image", params={"tx": 0, "ty": "0", "rotate": "0.0"})).shape == (R, R, 3)
+    r = client.get("/api/equivariance", params={"t": 0.5})
+    assert r.status_code == 400 and "needs a StyleGAN3 network" in r.json()["error"]
+
+
+def test_sg3_transform_parameters_are_checked(client3):
+    for params, words in [({"tx": "3"}, "tx=3 is out of range -2..2"), ({"rotate": "abc"}, "rotate must be a number"),
+                          ({"ty": "inf"}, "ty=inf is out of range")]:
+        r = client3.get("/api/image", params=params)
+        assert r.status_code == 400 and words in r.json()["error"], r.text
+
+
+def test_sg3_defaults_list_the_transform_and_a_view_reads_back(client3, G3, G):
+    view = client3.get("/api/defaults").json()["view"]
+    expect = {"tx": "0", "ty": "0", "rotate": "0", "untransform": "", "eq": "translate",
+              "eq_speed": PAGE_SETTINGS["eq_speed"]}
+    assert {k: view[k] for k in expect} == expect
+    other = View(seed=7, psi=0.7, mix_seed=3, mix_styles=(0, 1), translate_x=0.125, translate_y=-0.25, rotate=30.0,
+                 untransform=True, eq_motion="both")
+    assert view_query(other)["untransform"] == "1" and view_query(DEFAULT_VIEW)["untransform"] == ""
+    assert parse_view(view_query(other), G3) == other
+    assert has_input_transform(G3) and not has_input_transform(G)
+
+
+# ----------------------------------------------------------------------------------- the pure image op
+
+def test_whole_pixel_shift_is_undone_exactly_away_from_borders():
+    img = torch.randn(2, 3, 16, 16, dtype=torch.float32)
+    for dx, dy in [(3, 0), (-2, 5), (1, -1)]:
+        moved = torch.roll(img, shifts=(dy, dx), dims=(2, 3))  # content moved right dx, down dy (wrapping)
+        back = untransform(moved, (dx / 16, dy / 16), 0.0)
+        ys, xs = slice(max(0, -dy), 16 - max(0, dy)), slice(max(0, -dx), 16 - max(0, dx))
+        assert (back[..., ys, xs] - img[..., ys, xs]).abs().max() < 1e-6
+        # and the forward transform moves content the way the network does: right for tx > 0
+        fwd = resample_affine(img, input_transform((dx / 16, dy / 16)))
+        ys, xs = slice(max(0, dy), 16 + min(0, dy)), slice(max(0, dx), 16 + min(0, dx))
+        assert (fwd[..., ys, xs] - moved[..., ys, xs]).abs().max() < 1e-6
+
+
+def test_rotation_by_zero_is_the_identity_and_matrices_agree():
+    img = torch.randn(1, 3, 12, 12)
+    assert (untransform(img, (0.0, 0.0), 0.0) - img).abs().max() < 1e-6
+    assert (resample_affine(img, image_transform()) - img).abs().max() < 1e-6
+    for translate, rotate in [((0.1, -0.2), 30.0), ((0.0, 0.0), -90.0)]:
+        inv = torch.linalg.inv(image_transform(translate, rotate))
+        assert torch.allclose(inv, input_transform(translate, rotate).double(), atol=1e-6)
+    with pytest.raises(ValueError, match="square"):
+        resample_affine(torch.zeros(1, 1, 4, 6), image_transform())
+
+
+def test_transform_then_untransform_of_a_smooth_image_is_close():
+    n = 32
+    y, x = torch.meshgrid(torch.linspace(-1, 1, n), torch.linspace(-1, 1, n), indexing="ij")
+    img = torch.stack([torch.sin(2.0 * x + 1.0 * y), torch.cos(1.5 * y - 0.5 * x), x * y])[None]  # [1, 3, n, n]
+    translate, rotate = (0.1, -0.05), 25.0
+    shown = resample_affine(img, input_transform(translate, rotate))  # what an equivariant network shows
+    back = untransform(shown, translate, rotate)
+    c = slice(n // 2 - 6, n // 2 + 6)  # the middle: never outside the frame on the way
+    assert (back - img)[..., c, c].abs().max() < 0.01
+    assert (shown - img)[..., c, c].abs().max() > 0.2
+
+
+def test_equivariance_loop_path():
+    start = ((0.05, -0.1), 10.0)
+    for motion in ("translate", "rotate", "both"):
+        assert loop_transform(*start, motion, 0.0) == start
+        (tx, ty), rot = loop_transform(*start, motion, 1 - 1e-9)  # the loop closes
+        assert abs(tx - 0.05) < 1e-6 and abs(ty + 0.1) < 1e-6 and abs(rot - 370.0) % 360 < 1e-5
+    (tx, ty), rot = loop_transform(*start, "translate", 0.25)
+    assert (tx, ty, rot) == pytest.approx((0.05 + EQ_RADIUS, -0.1 + EQ_RADIUS, 10.0))
+    assert loop_transform(*start, "rotate", 0.5) == ((0.05, -0.1), 190.0)
+    (tx, ty), rot = loop_transform(*start, "both", 0.5)
+    assert (tx, ty, rot) == pytest.approx((0.05, -0.1 + 2 * EQ_RADIUS, 190.0))
+    with pytest.raises(ValueError, match="motion must be one of"):
+        loop_transform(*start, "spin", 0.1)

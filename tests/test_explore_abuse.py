@@ -527,7 +527,7 @@ def test_path_traversal_in_every_path_and_query_key(server, client, run_dir):
 # ----------------------------------------------------------------------------------- fuzzing: every route
 
 KEYS = list(QUERY_KEYS) + ["client", "download", "steps", "w_plus", "proj_seed", "method", "layers", "samples",
-                           "snapshot", "name", "var", "speed"]
+                           "snapshot", "name", "var", "speed", "eq_speed"]
 GOOD = {"seed": ["0", "7", "4294967295"], "psi": ["0.5", "-1", "2"], "cutoff": ["1", "2"], "noise": ["random", "none"],
         "noise_strength": ["0", "2.5"], "mix_seed": ["3"], "mix": ["coarse", "0-1", "fine", "0-3,5"],
         "fmt": ["jpeg", "jpg", "png"], "quality": ["1", "100"], "std_samples": ["2", "8"],
@@ -535,7 +535,9 @@ GOOD = {"seed": ["0", "7", "4294967295"], "psi": ["0.5", "-1", "2"], "cutoff": [
         "edit": ["0:1.5", "1:-2,3:0.5"], "edit_layers": ["coarse", "all", "0-2"], "w": ["u1", "p2"],
         "client": ["pageA", "pageB"], "download": ["1"], "steps": ["2", "5"], "w_plus": ["1"], "proj_seed": ["5"],
         "method": ["sefa", "ganspace"], "layers": ["coarse", "0-1"], "samples": ["200", "1000"],
-        "snapshot": ["snapshot-1.safetensors", "snapshot-2.safetensors"], "name": ["d.npz"]}
+        "snapshot": ["snapshot-1.safetensors", "snapshot-2.safetensors"], "name": ["d.npz"],
+        "tx": ["0", "0.1"], "ty": ["0", "-0.25"], "rotate": ["0", "15"], "untransform": ["1"],
+        "eq": ["translate", "rotate", "both"]}
 JUNK = st.one_of(st.text(max_size=24), st.sampled_from(TRAVERSAL), st.integers(-2 ** 70, 2 ** 70).map(str),
                  st.floats().map(repr), st.from_regex(r"\d{1,11}(-\d{1,11})?(,\d{1,11}(-\d{1,11})?){0,3}", fullmatch=True),
                  st.from_regex(r"(\d{1,5}:-?\d{1,3}(\.\d{0,3})?,?){1,4}", fullmatch=True))

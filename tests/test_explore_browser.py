@@ -4,7 +4,9 @@ Debian's chromedriver) against the real server on 127.0.0.1.
 Moves the psi slider with the keyboard and types a seed, checks the pixels the page shows against
 the library's images, drags the seed fifty times and checks the last image wins with a few renders,
 runs a short projection and watches its progress, downloads the PNG and the w, moves an Edit slider
-and sees the library's edited image. Set EXPLORE_SCREENSHOT=PATH to keep its screenshot
+and sees the library's edited image. On a StyleGAN3 network: the transform controls and the noise
+note show, a translate slider moved with the keyboard and the untransform box give the library's
+images, and the transform loop plays frames of the same w. Set EXPLORE_SCREENSHOT=PATH to keep its screenshot
 (EXPLORE_EDIT_SCREENSHOT=PATH: the Edit panel's) (the README's, of the demo's trained network, comes
 from scripts/explorer-screenshot.py).
 
@@ -29,7 +31,7 @@ from stylegan.explore.server import serve_in_thread
 from stylegan.io.images import to_uint8
 from stylegan.synth.projector import PixelMSE
 from stylegan.synth.sample import z_from_seeds
-from test_explore import reference, tiny  # the API tests' networks and the library's images
+from test_explore import reference, reference_sg3, tiny, tiny_sg3  # the API tests' networks and images
 
 R = 64
 ROOT = Path(__file__).resolve().parents[1]
@@ -274,3 +276,96 @@ def test_explorer_in_a_real_browser(G, server, browser, tmp_path):
     assert Image.open(shot).size[0] >= 1400
     if os.environ.get("EXPLORE_SCREENSHOT"):
         shutil.copy(shot, os.environ["EXPLORE_SCREENSHOT"])
+
+
+# ----------------------------------------------------------------------------------- StyleGAN3
+
+@pytest.fixture(scope="module")
+def G3():
+    return tiny_sg3(seed=1, resolution=R, z_dim=32, channel_base=512, channel_max=16, num_layers=6, output_scale=1.5)
+
+
+@pytest.fixture(scope="module")
+def server3(G3):
+    app = create_app(G3, "cpu", config=ExploreConfig(w_avg_samples=500), distance=PixelMSE())
+    with serve_in_thread(app, "127.0.0.1", 0) as url:
+        yield url, app.state.explorer
+
+
+# The next frame of a loop past its start, read in its load event: a frame shown while the loop runs
+# is replaced a round trip later, so its query and its pixels must be read in the same task.
+LOOP_FRAME_JS = """
+const done = arguments[arguments.length - 1];
+const img = document.getElementById('img-main');
+img.addEventListener('load', function onload() {
+  const q = img.dataset.query || '';
+  if (Number(new URLSearchParams(q).get('t') || 0) <= 0.001) return;
+  img.removeEventListener('load', onload);
+  const c = document.createElement('canvas');
+  c.width = img.naturalWidth; c.height = img.naturalHeight;
+  c.getContext('2d').drawImage(img, 0, 0);
+  done([q, c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]);
+});
+"""
+
+
+def test_stylegan3_network_in_a_real_browser(G3, server3, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from stylegan.explore.equivariance import loop_transform
+
+    url, explorer = server3
+    driver = browser
+    driver.get(url + "?seed=5")
+    assert np.array_equal(shown(driver, seed=5), reference_sg3(G3, 5))
+    assert "StyleGAN3 (config T)" in driver.find_element(By.ID, "net-summary").text
+    assert driver.find_element(By.ID, "transform-card").is_displayed()
+    note = driver.find_element(By.ID, "noise-note")
+    assert note.is_displayed() and note.text == "StyleGAN3 has no per-pixel noise inputs"
+    noise_inputs = driver.find_elements(By.CSS_SELECTOR, "#noise-card input")
+    assert len(noise_inputs) >= 5 and not any(i.is_enabled() for i in noise_inputs)
+
+    # translate x, moved with the keyboard: ten steps of 0.001 image widths (0.64 px at 64 px)
+    tx = driver.find_element(By.ID, "tx")
+    driver.execute_script("arguments[0].focus()", tx)
+    before = shown(driver, seed=5)
+    for _ in range(10):
+        tx.send_keys(Keys.ARROW_RIGHT)
+    after = shown(driver, seed=5, tx="0.01")
+    assert np.abs(after.astype(int) - before).mean() > 1  # the picture moved
+    assert np.array_equal(after, reference_sg3(G3, 5, translate=(0.01, 0.0)))
+    assert "tx=0.01" in driver.current_url and driver.find_element(By.ID, "tx-out").text == "0.010 w"
+
+    # untransform: the picture moved back, as the library's untransform does
+    driver.find_element(By.ID, "untransform").click()
+    back = shown(driver, seed=5, tx="0.01", untransform="1")
+    assert np.array_equal(back, reference_sg3(G3, 5, translate=(0.01, 0.0), undo=True))
+
+    # the transform loop: frames of the same w at the position each request names, then still again
+    driver.find_element(By.ID, "eq-play").click()
+    assert driver.find_element(By.ID, "eq-play").text == "Stop"
+
+    def main_query() -> dict:
+        q = driver.execute_script("return document.getElementById('img-main').dataset.query || ''")
+        return dict(p.split("=", 1) for p in q.split("&") if "=" in p)
+
+    driver.set_script_timeout(30)
+    q, w, h, data = driver.execute_async_script(LOOP_FRAME_JS)  # query and pixels of one frame, read together
+    t = float(dict(p.split("=", 1) for p in q.split("&"))["t"])
+    translate, rotate = loop_transform((0.01, 0.0), 0.0, "translate", t)
+    pixels = np.asarray(data, np.uint8).reshape(h, w, 4)[:, :, :3]
+    assert np.array_equal(pixels, reference_sg3(G3, 5, translate=translate, rotate=rotate, undo=True))
+    driver.find_element(By.ID, "eq-play").click()
+    assert driver.find_element(By.ID, "eq-play").text == "Animate transform"
+    wait_for(lambda: "t" not in main_query(), what="the still image after the loop")
+    assert np.array_equal(shown(driver, seed=5, tx="0.01", untransform="1"), back)
+
+    # the seed loop shares the main image with it: playing one stops the other
+    driver.find_element(By.ID, "eq-play").click()
+    driver.find_element(By.ID, "anim-play").click()
+    assert driver.find_element(By.ID, "eq-play").text == "Animate transform"
+    assert driver.execute_async_script(LOOP_FRAME_JS)[0]  # a frame of the seed loop arrived
+    driver.find_element(By.ID, "anim-play").click()
+    assert driver.find_element(By.ID, "anim-play").text == "Play loop"
+    wait_for(lambda: "t" not in main_query(), what="the still image after the seed loop")

@@ -47,8 +47,8 @@ from .params import (DEFAULT_CLASS, EDIT_SLIDER_RANGE, View, page_defaults, pars
                      parse_view)
 from .projection import ProjectionJob, ProjectionRequest
 from .render_queue import DROPPED, RenderQueue, client_gone
-from .render import (decode_upload, decode_w, encode, encode_w, render_animation, render_image,
-                     render_mixing, render_variation, view_ws)
+from .render import (decode_upload, decode_w, encode, encode_w, render_animation, render_equivariance,
+                     render_image, render_mixing, render_variation, view_ws)
 from .uploads import UploadSlots, read_body
 
 STATIC = Path(__file__).parent / "static"
@@ -291,6 +291,12 @@ async def animation(ex: Explorer, request: Request) -> Response:
     return await _render(ex, request, "animation", _draw_animation)
 
 
+async def equivariance(ex: Explorer, request: Request) -> Response:
+    """StyleGAN3: one frame (`t` in [0, 1)) of the transform loop of the image (`eq`: translate, rotate or
+    both); `untransform=1` moves it back."""
+    return await _render(ex, request, "equivariance", render_equivariance)
+
+
 async def download_w(ex: Explorer, request: Request) -> Response:
     """The current ws as .npz, for `stylegan generate --projected-w`."""
     view = parse_view(request.query_params, ex.G)
@@ -421,6 +427,7 @@ ROUTES: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/mixing", mixing),
     Endpoint("GET", "/api/variation", variation),
     Endpoint("GET", "/api/animation", animation),
+    Endpoint("GET", "/api/equivariance", equivariance),
     Endpoint("GET", "/api/w.npz", download_w),
     Endpoint("POST", "/api/w", upload_w),
     Endpoint("POST", "/api/project", start_projection),

@@ -14,6 +14,7 @@ import torch
 
 from ..io.remote import resolve_path
 from ..training.snapshot import list_snapshots
+from .equivariance import has_input_transform
 
 @dataclass(frozen=True)
 class NetworkSource:
@@ -54,7 +55,9 @@ def network_info(G: torch.nn.Module, source_name: str) -> dict:
     cfg = getattr(G, "cfg", None)
     version = getattr(cfg, "version", None)
     growing = bool(getattr(cfg, "growing", False))
-    kind = {1: "StyleGAN (v1)", 2: "StyleGAN2 (v2)"}.get(version, "unknown")
+    kind = {1: "StyleGAN (v1)", 2: "StyleGAN2 (v2)", 3: "StyleGAN3"}.get(version, "unknown")
+    if version == 3:
+        kind += f" (config {cfg.sg3.config_name})"
     if growing:
         kind += ", progressive"
     return {
@@ -68,6 +71,7 @@ def network_info(G: torch.nn.Module, source_name: str) -> dict:
         "num_ws": G.num_ws,
         "params": sum(p.numel() for p in G.parameters()),
         "noise_inputs": len(G.noise_inputs()),
+        "input_transform": has_input_transform(G),  # StyleGAN3: translate / rotate, the equivariance loop
         "source": source_name,
     }
 

@@ -18,6 +18,7 @@ from typing import Mapping
 
 from ..synth.figures import style_indices
 from ..synth.sample import format_range, parse_range
+from .equivariance import EQ_MOTIONS, has_input_transform
 from .errors import ParamError
 from .projection import ProjectionRequest
 
@@ -36,6 +37,8 @@ MAX_COMPONENT = 4095
 _W_ID = re.compile(r"[a-z0-9]{1,16}")
 _RANGE_PART = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
 MAX_RANGE_ITEMS = 1024          # numbers one range spec ('0-3,7') may name before it is expanded
+TRANSLATE_RANGE = (-2.0, 2.0)   # StyleGAN3 input transform: translation, image widths (gen_images.py's unit)
+ROTATE_RANGE = (-360.0, 360.0)  # and rotation, degrees
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ class View:
     dirs: str = "sefa"                # the set of directions edits use (SeFa of the network, computed on load)
     edit: tuple[tuple[int, float], ...] = ()  # (component, strength) pairs, added to the ws last
     edit_layers: tuple[int, ...] = ()  # style inputs an edit changes (empty: the set's own)
+    translate_x: float = 0.0          # StyleGAN3 only: the input transform's translation, image widths
+    translate_y: float = 0.0
+    rotate: float = 0.0               # StyleGAN3 only: its rotation, degrees
+    untransform: bool = False         # StyleGAN3: move the image back (equivariance.untransform)
+    eq_motion: str = "translate"      # what the equivariance loop moves: translate | rotate | both
 
 
 DEFAULT_VIEW = View()
@@ -72,7 +80,8 @@ QUERY_KEYS: Mapping[str, str] = MappingProxyType({
     "noise": "noise_mode", "noise_strength": "noise_strength", "mix_seed": "mix_seed",
     "mix": "mix_styles", "fmt": "fmt", "quality": "quality", "std_samples": "std_samples",
     "anim_seeds": "anim_seeds", "anim_space": "anim_space", "t": "anim_t", "dirs": "dirs", "edit": "edit",
-    "edit_layers": "edit_layers",
+    "edit_layers": "edit_layers", "tx": "translate_x", "ty": "translate_y", "rotate": "rotate",
+    "untransform": "untransform", "eq": "eq_motion",
 })
 # Keys set per request, never kept in the page's state: JPEG quality (scripts), the loop position.
 PER_REQUEST_KEYS = ("quality", "t")
@@ -83,13 +92,16 @@ PAGE_SETTINGS: Mapping[str, str] = MappingProxyType({
     "var": "",          # "1": show the stochastic-variation strip
     "speed": "0.5",     # animation loop, seeds per second
     "edit_n": str(EDIT_SLIDERS),  # Edit panel: sliders shown
+    "eq_speed": "0.1",  # equivariance loop (StyleGAN3), loops per second
 })
 
 
 def _query_value(value: object) -> str:
-    """One View field as the page writes it in the query: '' for absent (None)."""
-    if value is None:
+    """One View field as the page writes it in the query: '' for absent (None) and for off (False)."""
+    if value is None or value is False:
         return ""
+    if value is True:
+        return "1"  # a checkbox, as `_flag` reads it
     if isinstance(value, float):
         return format(value, ".12g")  # 1.0 -> '1', as the page's sliders write it
     if isinstance(value, tuple) and value and isinstance(value[0], tuple):
@@ -254,10 +266,20 @@ def _layers(query, key: str, num_ws: int) -> tuple[int, ...]:
         raise ParamError(f"{key}: unknown layer range {spec!r} ({e})") from None
 
 
+def _check_transform(view: View, G) -> View:
+    """A non-zero input transform for a network without one (StyleGAN / StyleGAN2) is refused with
+    one line naming the keys sent, not silently dropped: the image would not move, and nothing would say why."""
+    sent = [f"{k}={getattr(view, QUERY_KEYS[k]):g}" for k in ("tx", "ty", "rotate") if getattr(view, QUERY_KEYS[k])]
+    if sent and not has_input_transform(G):
+        raise ParamError(f"{', '.join(sent)}: translate / rotate apply to StyleGAN3 networks only (the transform "
+                         f"of their Fourier-feature input); this network has none")
+    return view
+
+
 def parse_view(query: Mapping[str, str], G) -> View:
-    """Validate the query against the network G (its num_ws, c_dim) -> View."""
+    """Validate the query against the network G (its num_ws, c_dim, input transform) -> View."""
     d = DEFAULT_VIEW
-    return View(
+    return _check_transform(View(
         seed=_int(query, "seed", d.seed, 0, MAX_SEED),
         w_id=_w_id(query),
         psi=_float(query, "psi", d.psi, *PSI_RANGE),
@@ -276,7 +298,12 @@ def parse_view(query: Mapping[str, str], G) -> View:
         dirs=_dirs(query),
         edit=_edit(query),
         edit_layers=_layers(query, "edit_layers", G.num_ws),
-    )
+        translate_x=_float(query, "tx", d.translate_x, *TRANSLATE_RANGE),
+        translate_y=_float(query, "ty", d.translate_y, *TRANSLATE_RANGE),
+        rotate=_float(query, "rotate", d.rotate, *ROTATE_RANGE),
+        untransform=_flag(query, "untransform"),
+        eq_motion=_choice(query, "eq", d.eq_motion, EQ_MOTIONS),
+    ), G)
 
 
 @dataclass(frozen=True)
@@ -307,4 +334,4 @@ def parse_projection(query: Mapping[str, str], base: ProjectionRequest, max_step
 __all__ = ["ParamError", "View", "DEFAULT_VIEW", "DEFAULT_CLASS", "QUERY_KEYS", "PER_REQUEST_KEYS", "PAGE_SETTINGS",
            "parse_view", "parse_styles", "parse_projection", "view_query", "page_defaults", "MAX_SEED", "NOISE_MODES",
            "FORMATS", "DirectionsRequest", "parse_directions_request", "EDIT_ALPHA_RANGE", "EDIT_SLIDER_RANGE",
-           "EDIT_SLIDERS"]
+           "EDIT_SLIDERS", "TRANSLATE_RANGE", "ROTATE_RANGE"]

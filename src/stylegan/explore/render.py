@@ -17,10 +17,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..io.images import make_grid, pil_to_tensor, to_pil
+from ..io.images import make_grid, pil_to_tensor, to_pil, to_uint8
+from ..models.stylegan3 import input_transform
+from ..nn import weight_cache
 from ..synth.figures import mix_ws, noise_std_map, render, seed_ws, std_map_to_uint8
 from ..synth.sample import class_labels, z_from_seeds
 from ..synth.video import interpolation_latents
+from .equivariance import has_input_transform, loop_transform, untransform
 from .errors import BadRequest, ParamError
 from .params import View
 
@@ -53,6 +56,23 @@ def scaled_noise(G, factor: float) -> Iterator[None]:
 
 
 @torch.no_grad()
+def synthesize(G, ws: torch.Tensor, view: View) -> np.ndarray:
+    """ws [N, num_ws, w_dim] -> uint8 [N, R, R, C]: `figures.render` (what `stylegan generate` writes),
+    and for a StyleGAN3 network under the view's input transform, passed per call (G's own
+    `transform` buffer is never touched, so a projection's copy of G or a concurrent reader sees no
+    change), then moved back when the view asks to `untransform`."""
+    if not has_input_transform(G):
+        return render(G, ws, view.noise_mode)
+    translate, rotate = (view.translate_x, view.translate_y), view.rotate
+    transform = input_transform(translate, rotate).to(G.device)  # [3, 3]
+    with weight_cache():
+        img = G.synthesis(ws, noise_mode=view.noise_mode, transform=transform)  # [N, C, R, R]
+        if view.untransform:
+            img = untransform(img, translate, rotate)
+    return to_uint8(img).numpy()
+
+
+@torch.no_grad()
 def view_ws(G, view: View, stored: torch.Tensor | None = None, offset: torch.Tensor | None = None) -> torch.Tensor:
     """ws [1, num_ws, w_dim] of the main image: the seed's (or the stored w's) truncated ws, with
     `mix_styles` taken from `mix_seed` when mixing, plus the edit's `offset` [num_ws, w_dim]
@@ -73,7 +93,7 @@ def view_ws(G, view: View, stored: torch.Tensor | None = None, offset: torch.Ten
 def render_image(G, view: View, stored: torch.Tensor | None = None, offset: torch.Tensor | None = None) -> np.ndarray:
     """The main image, uint8 [R, R, C]."""
     with scaled_noise(G, view.noise_strength):
-        return render(G, view_ws(G, view, stored, offset), view.noise_mode)[0]
+        return synthesize(G, view_ws(G, view, stored, offset), view)[0]
 
 
 @torch.no_grad()
@@ -90,7 +110,7 @@ def render_mixing(G, view: View, stored: torch.Tensor | None = None, offset: tor
     second = second if offset is None else second + offset.to(second.device, second.dtype)
     mixed = mix_ws(first, second, view.mix_styles)
     with scaled_noise(G, view.noise_strength):
-        tiles = render(G, torch.cat([first, second, mixed]), view.noise_mode)
+        tiles = synthesize(G, torch.cat([first, second, mixed]), view)
     return make_grid(tiles, rows=1)
 
 
@@ -98,7 +118,12 @@ def render_mixing(G, view: View, stored: torch.Tensor | None = None, offset: tor
 def render_variation(G, view: View, stored: torch.Tensor | None = None, offset: torch.Tensor | None = None
                      ) -> np.ndarray:
     """StyleGAN Fig. 4 for one w: NOISE_DRAWS_SHOWN random-noise renders | per-pixel std map over
-    `std_samples` draws (normalised to its maximum), as uint8 [R, (NOISE_DRAWS_SHOWN + 1) R, C]."""
+    `std_samples` draws (normalised to its maximum), as uint8 [R, (NOISE_DRAWS_SHOWN + 1) R, C]. A
+    network without noise inputs (StyleGAN3) is refused: its strip would be one image four times and a
+    black map, which reads as a broken page rather than as "no noise"."""
+    if not G.noise_inputs():
+        raise ParamError("variation: StyleGAN3 has no per-pixel noise inputs, so there is no stochastic "
+                         "variation to show")
     ws = view_ws(G, view, stored, offset)
     with scaled_noise(G, view.noise_strength):
         std, draws = noise_std_map(G, ws, max(view.std_samples, NOISE_DRAWS_SHOWN))
@@ -124,7 +149,22 @@ def render_animation(G, view: View, offset: torch.Tensor | None = None) -> np.nd
     if offset is not None:
         ws = ws + offset.to(ws.device, ws.dtype)
     with scaled_noise(G, view.noise_strength):
-        return render(G, ws, view.noise_mode)[0]
+        return synthesize(G, ws, view)[0]
+
+
+@torch.no_grad()
+def render_equivariance(G, view: View, stored: torch.Tensor | None = None, offset: torch.Tensor | None = None
+                        ) -> np.ndarray:
+    """The frame at position `anim_t` of the equivariance loop: the main image's ws under the view's
+    transform advanced along `eq_motion` (`equivariance.loop_transform`), moved back with
+    `untransform`; uint8 [R, R, C]. StyleGAN3 only."""
+    if not has_input_transform(G):
+        raise ParamError("equivariance: the transform loop needs a StyleGAN3 network (one with an input "
+                         "transform); this network has none")
+    translate, rotate = loop_transform((view.translate_x, view.translate_y), view.rotate, view.eq_motion,
+                                       view.anim_t)
+    moved = replace(view, translate_x=translate[0], translate_y=translate[1], rotate=rotate)
+    return render_image(G, moved, stored, offset)
 
 
 def encode(image: np.ndarray, fmt: str = "png", quality: int = 90) -> bytes:
@@ -203,5 +243,6 @@ def encode_w(ws: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["UPLOAD_FORMATS", "scaled_noise", "view_ws", "render_image", "render_mixing", "render_variation",
-           "render_animation", "encode", "decode_upload", "decode_w", "encode_w"]
+__all__ = ["UPLOAD_FORMATS", "scaled_noise", "synthesize", "view_ws", "render_image", "render_mixing",
+           "render_variation", "render_animation", "render_equivariance", "encode", "decode_upload", "decode_w",
+           "encode_w"]

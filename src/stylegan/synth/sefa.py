@@ -32,9 +32,16 @@ SCALE_SAMPLES = 10_000     # W samples for the scales (the projector's W statist
 
 def style_affines(synthesis: torch.nn.Module) -> list[list[tuple[str, torch.nn.Module]]]:
     """For each style input i of the synthesis network, the (kind, layer) pairs of the style
-    affines that read ws[:, i]: kind 'conv' (StyleGAN2 modulated conv, v1 AdaIN) or 'torgb'.
-    Works for StyleGAN2 (`models.stylegan2`), v1 and the progressive StyleGAN2 (`models.stylegan1`)."""
+    affines that read ws[:, i]: kind 'conv' (StyleGAN2 modulated conv, v1 AdaIN, StyleGAN3 layer),
+    'torgb', or 'input' (StyleGAN3's ws[:, 0]: the affine of its Fourier features' rotation and
+    translation, the only affine that w feeds). Works for StyleGAN2 (`models.stylegan2`), v1 and the
+    progressive StyleGAN2 (`models.stylegan1`) and StyleGAN3 (`models.stylegan3`)."""
     per: list[list[tuple[str, torch.nn.Module]]] = [[] for _ in range(synthesis.num_ws)]
+    if hasattr(synthesis, "layer_names"):  # StyleGAN3: ws[0] -> the input, ws[1 + i] -> layer i (the last: ToRGB)
+        per[0].append(("input", synthesis.input.affine))
+        for i, layer in enumerate(synthesis.layers()):
+            per[1 + i].append(("torgb" if layer.is_torgb else "conv", layer.affine))
+        return per
     blocks = synthesis.blocks()
     w_idx = 0
     for b, block in enumerate(blocks):
@@ -59,14 +66,14 @@ def style_affines(synthesis: torch.nn.Module) -> list[list[tuple[str, torch.nn.M
 def affine_weights(G, layers: Sequence[int]) -> list[np.ndarray]:
     """The effective style-affine weights (weight * weight_gain) [out, w_dim] float64 for the
     chosen style inputs, one per input as in the official code: its conv's affine(s), or its
-    ToRGB's when no conv reads that w."""
+    ToRGB's when no conv reads that w (or StyleGAN3's input affine, for its first w)."""
     per = style_affines(G.synthesis)
     out = []
     for i in layers:
         if not 0 <= i < len(per):
             raise ValueError(f"style index {i} out of range 0..{len(per) - 1}")
         convs = [m for kind, m in per[i] if kind == "conv"]
-        for m in convs or [m for kind, m in per[i] if kind == "torgb"]:
+        for m in convs or [m for kind, m in per[i] if kind != "conv"]:  # a w read by a ToRGB or the input alone
             out.append((m.weight.detach().to(torch.float64) * m.weight_gain).cpu().numpy())
     if not out:
         raise ValueError(f"no style affines read the style inputs {list(layers)} (a network without styles?)")

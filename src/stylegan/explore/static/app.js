@@ -15,9 +15,8 @@ const CLIENT = Math.random().toString(36).slice(2, 10);  // names this page's re
 const $ = (id) => document.getElementById(id);
 const slots = {};          // panel -> {sent, shown, url}
 let net = null;            // /api/network
-let playing = false;
+let playing = "";          // the loop shown in the main image: "" (none), "seeds" or "eq" (LOOPS)
 let dirSets = {};          // Edit panel: /api/directions' sets by id
-let animT = 0;
 
 // ------------------------------------------------------------------ requests
 
@@ -86,7 +85,7 @@ async function load(slot, route, img, extra = {}) {
   img.dataset.seq = String(seq);
   img.dataset.query = query(extra).toString();
   showMessage("");
-  if (slot === "main" || slot === "animation") {
+  if (slot === "main" || slot === "loop") {
     const ms = r.headers.get("X-Render-Ms");
     $("timing").textContent = `render ${Number(ms).toFixed(1)} ms · round trip ${(performance.now() - t0).toFixed(1)} ms`;
   }
@@ -107,9 +106,14 @@ function refreshNow() {
   if (!playing) load("main", "image", $("img-main"));
   $("mix-figure").hidden = !state.mix_seed;
   if (state.mix_seed) load("mix", "mixing", $("img-mix"));
-  $("variation-figure").hidden = !state.var;
-  if (state.var) load("variation", "variation", $("img-variation"));
+  const variation = Boolean(state.var) && hasNoise();
+  $("variation-figure").hidden = !variation;
+  if (variation) load("variation", "variation", $("img-variation"));
 }
+
+// StyleGAN3 networks: an input transform (translate / rotate) and no per-pixel noise.
+function isSG3() { return Boolean(net && net.input_transform); }
+function hasNoise() { return !net || net.noise_inputs > 0; }
 
 function set(changes) {
   Object.assign(state, changes);
@@ -125,7 +129,11 @@ function describe() {
   if (state.cutoff) parts.push(`cutoff ${state.cutoff}`);
   if (state.class) parts.push(`class ${state.class}`);
   const strength = state.noise_strength !== defaults.view.noise_strength ? ` ×${state.noise_strength}` : "";
-  parts.push(`noise ${state.noise}${strength}`);
+  if (hasNoise()) parts.push(`noise ${state.noise}${strength}`);
+  if (isSG3() && (Number(state.tx) || Number(state.ty))) parts.push(`translate ${Number(state.tx)}, ${Number(state.ty)}`);
+  if (isSG3() && Number(state.rotate)) parts.push(`rotate ${Number(state.rotate)}°`);
+  if (isSG3() && state.untransform) parts.push("untransformed");
+  if (playing === "eq") parts.push(`transform loop (${state.eq})`);
   if (state.mix_seed) parts.push(`mixed with seed ${state.mix_seed} (${state.mix || "no styles"})`);
   if (state.edit) parts.push(`edit ${state.edit} (${dirSets[state.dirs] ? dirSets[state.dirs].label : state.dirs})`);
   if (net) parts.push(`${net.resolution}×${net.resolution}`);
@@ -161,6 +169,16 @@ function syncControls() {
   $("anim-space").value = state.anim_space;
   $("anim-speed").value = state.speed;
   $("anim-speed-out").textContent = `${Number(state.speed).toFixed(2)} seeds/s`;
+  for (const k of ["tx", "ty"]) {
+    $(k).value = state[k];
+    $(`${k}-out`).textContent = `${Number(state[k]).toFixed(3)} w`;
+  }
+  $("rotate").value = state.rotate;
+  $("rotate-out").textContent = `${Number(state.rotate).toFixed(1)}°`;
+  $("untransform").checked = Boolean(state.untransform);
+  $("eq-motion").value = state.eq;
+  $("eq-speed").value = state.eq_speed;
+  $("eq-speed-out").textContent = `${Number(state.eq_speed).toFixed(2)}/s`;
   syncEdit();
 }
 
@@ -196,7 +214,13 @@ function bind() {
   $("anim-seeds").addEventListener("change", (e) => set({ anim_seeds: e.target.value }));
   $("anim-space").addEventListener("change", (e) => set({ anim_space: e.target.value }));
   $("anim-speed").addEventListener("input", (e) => set({ speed: e.target.value }));
-  $("anim-play").addEventListener("click", () => (playing ? stop() : play()));
+  $("anim-play").addEventListener("click", () => (playing === "seeds" ? stop() : play("seeds")));
+  for (const k of ["tx", "ty", "rotate"]) $(k).addEventListener("input", (e) => set({ [k]: e.target.value }));
+  $("untransform").addEventListener("change", (e) => set({ untransform: e.target.checked ? "1" : "" }));
+  $("transform-reset").addEventListener("click", () => set({ tx: defaults.view.tx, ty: defaults.view.ty, rotate: defaults.view.rotate }));
+  $("eq-motion").addEventListener("change", (e) => set({ eq: e.target.value }));
+  $("eq-speed").addEventListener("input", (e) => set({ eq_speed: e.target.value }));
+  $("eq-play").addEventListener("click", () => (playing === "eq" ? stop() : play("eq")));
   $("snapshot").addEventListener("change", (e) => switchSnapshot(e.target.value));
   bindProjection();
   bindEdit();
@@ -213,6 +237,7 @@ function fillNetwork(info) {
     ["noise inputs", info.noise_inputs], ["device", info.device], ["source", info.source],
   ];
   if (info.run) rows.splice(8, 0, ["run", info.run]);
+  if (info.input_transform) rows.splice(7, 0, ["input transform", "translate / rotate"]);
   $("net-table").replaceChildren(...rows.map(([k, v]) => {
     const tr = document.createElement("tr");
     for (const text of [k, v]) { const td = document.createElement("td"); td.textContent = text; tr.append(td); }
@@ -230,6 +255,13 @@ function fillNetwork(info) {
   } else {
     state.class = "";
   }
+  // StyleGAN3: the transform controls; the noise controls off, with the one line that says why
+  if (!isSG3() && playing === "eq") stop();
+  $("transform-card").hidden = !isSG3();
+  $("noise-note").hidden = hasNoise();
+  $("noise-card").classList.toggle("off", !hasNoise());
+  for (const el of $("noise-card").querySelectorAll("input")) el.disabled = !hasNoise();
+  if (!hasNoise()) state.var = "";
   $("snapshot-row").hidden = info.snapshots.length === 0;
   $("snapshot").replaceChildren(...info.snapshots.map((s) => new Option(s, s)));
   if (info.snapshot) $("snapshot").value = info.snapshot;
@@ -471,27 +503,41 @@ function countSeeds(spec) {  // '0-3,7' -> 5 (the server validates; this only pa
   return Math.max(2, n);
 }
 
-async function play() {
-  playing = true;
-  $("anim-play").textContent = "Stop";
-  $("anim-play").classList.add("active");
+// The two loops of the main image: through seeds, and (StyleGAN3) the transform of one w. Each
+// request names its position t in [0, 1); the server draws that frame. rate: loops per second.
+const LOOPS = {
+  seeds: { route: "animation", button: "anim-play", t: 0, rate: () => Number(state.speed) / countSeeds(state.anim_seeds) },
+  eq: { route: "equivariance", button: "eq-play", t: 0, rate: () => Number(state.eq_speed) },
+};
+
+async function play(kind) {
+  if (playing) stop();
+  const loop = LOOPS[kind];
+  playing = kind;
+  loop.label = loop.label || $(loop.button).textContent;
+  $(loop.button).textContent = "Stop";
+  $(loop.button).classList.add("active");
+  describe();
   let last = performance.now();
-  while (playing) {
+  while (playing === kind) {
     const now = performance.now();
-    const keys = countSeeds(state.anim_seeds);
-    animT = (animT + ((now - last) / 1000) * Number(state.speed) / keys) % 1;
+    loop.t = (loop.t + ((now - last) / 1000) * loop.rate()) % 1;
     last = now;
-    if (!(await load("animation", "animation", $("img-main"), { t: animT.toFixed(5) }))) {
-      if ($("message").hidden === false) stop();
+    if (!(await load("loop", loop.route, $("img-main"), { t: loop.t.toFixed(5) }))) {
+      if ($("message").hidden === false && playing === kind) stop();
       await new Promise((res) => setTimeout(res, 30));
     }
   }
 }
 
 function stop() {
-  playing = false;
-  $("anim-play").textContent = "Play loop";
-  $("anim-play").classList.remove("active");
+  const loop = LOOPS[playing];
+  playing = "";
+  if (slots.loop && slots.loop.ctrl) slots.loop.ctrl.abort();  // a frame still coming must not cover the still image
+  if (loop) {
+    $(loop.button).textContent = loop.label;
+    $(loop.button).classList.remove("active");
+  }
   refresh();
 }
 
@@ -520,7 +566,7 @@ async function start() {
   fillNetwork(info);
   syncControls();
   refresh();
-  window.explorer = { state, slots, set };  // for tests and the console
+  window.explorer = { state, slots, set, play, stop };  // for tests and the console
   await loadDirections();  // the first call computes SeFa on the server
   syncControls();
 }
