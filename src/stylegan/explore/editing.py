@@ -11,7 +11,6 @@ thread with a private copy of it, and reports its progress; a loaded file is che
 from __future__ import annotations
 
 import copy
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
@@ -23,7 +22,7 @@ from ..synth.directions import (DirectionError, Directions, check_network, edit_
 from ..synth.ganspace import ganspace_directions
 from ..synth.sefa import sefa_directions
 from .errors import BadRequest, NotFound, ParamError
-from .jobs import running_jobs
+from .jobs import BackgroundJob, running_jobs
 
 SEFA_ID = "sefa"           # the set computed on load
 LISTED = 64                # components described per set (the page shows the first few as sliders)
@@ -46,33 +45,18 @@ class DirectionSet:
                 "date": d.provenance.date, "warning": self.warning}
 
 
-class GanspaceJob:
+class GanspaceJob(BackgroundJob):
     """GANSpace on a private copy of the mapping network, on its own thread. States: running ->
-    done | cancelled (the samples so far) | error."""
+    done | cancelled (the samples so far) | error; the result is the Directions."""
+
+    kind = "ganspace"
 
     def __init__(self, job_id: str, G, samples: int, network: str = ""):
-        self.id, self.samples, self.network = job_id, samples, network
+        self.samples, self.network = samples, network
         self.G = copy.deepcopy(G)  # taken between renders by the caller; renders never race with it
-        self._lock = threading.Lock()
-        self._cancel = threading.Event()
-        self.state, self.done, self.error = "running", 0, None
-        self.result: Directions | None = None
+        self.done = 0
         self.set_id: str | None = None  # its id among the explorer's sets once stored
-        self._thread = threading.Thread(target=self._run, name=f"stylegan-ganspace-{job_id}", daemon=True)
-
-    def start(self) -> "GanspaceJob":
-        self._thread.start()
-        return self
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
-    def alive(self) -> bool:
-        """Its thread still runs (also for a while after cancel: it stops at its next batch)."""
-        return self._thread.is_alive()
+        super().__init__(job_id)
 
     def status(self) -> dict:
         with self._lock:
@@ -82,18 +66,11 @@ class GanspaceJob:
     def _progress(self, done: int, total: int) -> bool:
         with self._lock:
             self.done = done
-        return not self._cancel.is_set()
+        return not self.cancelled
 
-    def _run(self) -> None:
-        try:
-            with torch.no_grad():
-                d = ganspace_directions(self.G, self.samples, network=self.network, progress=self._progress)
-            with self._lock:
-                self.result = d
-                self.state = "cancelled" if self._cancel.is_set() else "done"
-        except Exception as e:  # noqa: BLE001 - shown in the page; the server keeps running
-            with self._lock:
-                self.state, self.error = "error", f"{type(e).__name__}: {e}"
+    def _work(self) -> Directions:
+        with torch.no_grad():
+            return ganspace_directions(self.G, self.samples, network=self.network, progress=self._progress)
 
 
 class DirectionStore:

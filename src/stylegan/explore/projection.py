@@ -7,13 +7,13 @@ renders of the main thread never race with it.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..synth.projector import Distance, project, projection_frames
+from .jobs import BackgroundJob
 
 
 @dataclass(frozen=True)
@@ -26,38 +26,25 @@ class ProjectionRequest:
     preview_every: int = 5
 
 
-class ProjectionJob:
-    """One projection on a private copy of G. States: running -> done | cancelled | error."""
+class ProjectionJob(BackgroundJob):
+    """One projection on a private copy of G. States: running -> done | cancelled | error; the
+    result is the final ws [1, num_ws, w_dim] (CPU)."""
+
+    kind = "project"
 
     def __init__(self, job_id: str, G, target: torch.Tensor, request: ProjectionRequest,
                  distance: Distance):
-        self.id, self.G, self.target, self.request, self.distance = job_id, G, target, request, distance
-        self._lock = threading.Lock()
-        self._cancel = threading.Event()
-        self.state = "running"
+        self.G, self.target, self.request, self.distance = G, target, request, distance
         self.step = 0                       # steps done
         self.dists: list[float] = []
-        self.error: str | None = None
-        self.result: torch.Tensor | None = None  # final ws [1, num_ws, w_dim] (CPU)
         self.w_id: str | None = None             # the result's id among the explorer's stored latents
         self._preview: np.ndarray | None = None
-        self._thread = threading.Thread(target=self._run, name=f"stylegan-project-{job_id}", daemon=True)
+        super().__init__(job_id)
 
     def start(self) -> "ProjectionJob":
         with torch.no_grad():
             self._preview = next(projection_frames(self.G, self.target, self._w_avg()))
-        self._thread.start()
-        return self
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
-    def alive(self) -> bool:
-        """Its thread still runs (also for a while after cancel: it stops at its next step)."""
-        return self._thread.is_alive()
+        return super().start()
 
     def preview(self) -> np.ndarray | None:
         """uint8 [R, 2 R, C]: target | the latest previewed step."""
@@ -76,26 +63,20 @@ class ProjectionJob:
     def _on_step(self, step: int, ws: torch.Tensor, dist: float) -> bool:
         last = step + 1 == self.request.steps
         preview = None
-        if step % self.request.preview_every == 0 or last or self._cancel.is_set():
+        if step % self.request.preview_every == 0 or last or self.cancelled:
             preview = next(projection_frames(self.G, self.target, ws))
         with self._lock:
             self.step, self.dists = step + 1, self.dists + [dist]
             if preview is not None:
                 self._preview = preview
-        return not self._cancel.is_set()
+        return not self.cancelled
 
-    def _run(self) -> None:
+    def _work(self) -> torch.Tensor:
         r = self.request
-        try:
-            ws_steps, _ = project(self.G, self.target, num_steps=r.steps, w_plus=r.w_plus,
-                                  distance=self.distance, seed=r.seed, class_idx=r.class_idx,
-                                  w_avg_samples=r.w_avg_samples, step_callback=self._on_step)
-            with self._lock:
-                self.result = ws_steps[-1:].clone()
-                self.state = "cancelled" if self._cancel.is_set() else "done"
-        except Exception as e:  # noqa: BLE001 - shown in the page; the server keeps running
-            with self._lock:
-                self.state, self.error = "error", f"{type(e).__name__}: {e}"
+        ws_steps, _ = project(self.G, self.target, num_steps=r.steps, w_plus=r.w_plus, distance=self.distance,
+                              seed=r.seed, class_idx=r.class_idx, w_avg_samples=r.w_avg_samples,
+                              step_callback=self._on_step)
+        return ws_steps[-1:].clone()
 
 
 __all__ = ["ProjectionRequest", "ProjectionJob"]
