@@ -13,12 +13,16 @@ average before and after, since a busy machine moves them.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import time
 from pathlib import Path
 
+import sys
+
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from official_checkout import use_checkout  # noqa: E402 - makes NVIDIA's checkout importable
 
 
 def best_ms(fn, repeat: int) -> float:
@@ -73,10 +77,8 @@ def sg3_config(config: str, res: int):
 
 
 def official_generator(root: Path, config: str, res: int):
-    spec = importlib.util.spec_from_file_location("make_sg3_fixture", Path(__file__).parents[1] / "scripts" / "make-sg3-fixture.py")
-    helper = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(helper)
-    n3 = helper.import_official(root)
+    use_checkout(root, "training/networks_stylegan3.py")
+    from training import networks_stylegan3 as n3  # noqa: E402
     r = config == "R"
     kw = dict(conv_kernel=1, use_radial_filters=True) if r else {}
     return n3.Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3,

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import torch
@@ -36,6 +34,9 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench  # noqa: E402 - the sibling script: configs, the training step, the report header
+
+sys.path.insert(0, str(HERE.parent / "scripts"))
+from official_checkout import use_checkout  # noqa: E402 - makes NVIDIA's checkout importable
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg", "ema")
 
 
@@ -43,27 +44,9 @@ PHASES = ("Gmain", "Greg", "Dmain", "Dreg", "ema")
 # Worker side
 
 
-def _parse_version(text: str) -> tuple[int, ...]:
-    """Stand-in for pkg_resources.parse_version: '2.13.0+cpu' -> (2, 13, 0); enough for the
-    official code's `torch.__version__ >= '1.11.0a'` checks."""
-    return tuple(int(x) for x in re.findall(r"\d+", text.split("+")[0])[:3])
-
-
 def import_official(path: str):
     """(networks_stylegan2, loss) modules of the official checkout at `path`."""
-    root = Path(path).expanduser().resolve()
-    if not (root / "training" / "networks_stylegan2.py").is_file():
-        raise SystemExit(f"--official {path}: no training/networks_stylegan2.py there; pass a checkout of "
-                         "NVlabs/stylegan3 or NVlabs/stylegan2-ada-pytorch")
-    try:
-        import pkg_resources  # noqa: F401
-    except ImportError:
-        sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=_parse_version)
-    try:
-        import requests  # noqa: F401
-    except ImportError:
-        sys.modules["requests"] = types.ModuleType("requests")
-    sys.path.insert(0, str(root))
+    use_checkout(path, "training/networks_stylegan2.py")
     from training import loss, networks_stylegan2  # type: ignore[import-not-found]
 
     return networks_stylegan2, loss

@@ -30,6 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from official_checkout import use_checkout  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 NETS = {"t": REPO / "src/stylegan/selftest/data/official_sg3t_tiny.npz",
         "r": REPO / "src/stylegan/selftest/data/official_sg3r_tiny.npz"}
@@ -45,15 +48,7 @@ FILTER_ANGLE = 0.7
 def import_official(root: Path) -> types.SimpleNamespace:
     """NVIDIA's equivariance metrics, metric utilities and StyleGAN3 networks from a checkout, with
     stand-ins for what CPU use never needs."""
-    if "pkg_resources" not in sys.modules:  # setuptools >= 81 has none; only the CUDA plugin loader asks
-        stub = types.ModuleType("pkg_resources")
-        stub.parse_version = lambda v: tuple(int(p) for p in str(v).split(".")[:3] if p.isdigit())
-        sys.modules["pkg_resources"] = stub
-    try:
-        import requests  # noqa: F401  (dnnlib.util imports it for downloads)
-    except ImportError:
-        sys.modules["requests"] = types.ModuleType("requests")
-    sys.path.insert(0, str(root))
+    use_checkout(root, "metrics/equivariance.py")
     import warnings
 
     warnings.filterwarnings("ignore", message="torch.meshgrid")  # their filter design calls it bare

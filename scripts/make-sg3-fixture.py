@@ -15,24 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from official_checkout import use_checkout  # noqa: E402
+
 
 def import_official(root: Path):
-    """NVIDIA's networks_stylegan3 from a checkout; stand-ins for what CPU inference never uses."""
-    if "pkg_resources" not in sys.modules:  # setuptools >= 81 has none; only the CUDA plugin loader asks
-        stub = types.ModuleType("pkg_resources")
-        stub.parse_version = lambda v: tuple(int(p) for p in str(v).split(".")[:3] if p.isdigit())
-        sys.modules["pkg_resources"] = stub
-    try:
-        import requests  # noqa: F401  (dnnlib.util imports it for downloads)
-    except ImportError:
-        sys.modules["requests"] = types.ModuleType("requests")
-    sys.path.insert(0, str(root))
+    """NVIDIA's networks_stylegan3 from a checkout (`official_checkout.use_checkout`)."""
+    use_checkout(root, "training/networks_stylegan3.py")
     from training import networks_stylegan3  # noqa: E402
     return networks_stylegan3
 
