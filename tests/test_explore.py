@@ -31,10 +31,9 @@ from stylegan.explore import app as explore_app
 from stylegan.explore.params import (DEFAULT_CLASS, DEFAULT_VIEW, EDIT_SLIDER_RANGE, PAGE_SETTINGS, PER_REQUEST_KEYS,
                                      QUERY_KEYS, View, page_defaults, parse_view, view_query)
 from stylegan.io.images import to_uint8
-from stylegan.explore.equivariance import (EQ_RADIUS, has_input_transform, image_transform, loop_transform,
-                                           resample_affine, untransform)
+from stylegan.explore.equivariance import EQ_RADIUS, loop_transform, resample_affine, untransform
 from stylegan.models.config import StyleGAN1Options, StyleGAN3Options
-from stylegan.models.stylegan3 import input_transform
+from stylegan.models.stylegan3 import has_input_transform, image_transform, input_transform
 from stylegan.synth.projector import PixelMSE, project
 from stylegan.synth.sample import class_labels, z_from_seeds
 

@@ -10,7 +10,7 @@ config T's lack of rotation equivariance. Everything here is a pure function of 
 tensors, so each piece is tested on its own (tests/test_explore.py).
 
 Coordinates follow `models.stylegan3.input_transform`: image widths about the image centre, x to
-the right, y down. With M = `image_transform(translate, rotate)` the network shows
+the right, y down. With M = `models.stylegan3.image_transform(translate, rotate)` the network shows
 content(M^-1 x) at x (`input_transform` is M^-1: it maps output points to input points), so the
 untransform reads the image at M x.
 """
@@ -21,17 +21,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..models.stylegan3 import image_transform
+
 EQ_MOTIONS = ("translate", "rotate", "both")  # what the equivariance loop moves
 EQ_RADIUS = 0.1   # image widths: the loop's translation circle (the visualizer's anim goes round 0.1)
-
-
-def has_input_transform(G) -> bool:
-    """Whether G's images can be moved by an input transform: only a StyleGAN3 synthesis network has
-    one (its Fourier features are sampled at transformed coordinates); StyleGAN / StyleGAN2 start from
-    a learned constant pinned to the pixel grid."""
-    from ..models.stylegan3 import SynthesisNetwork
-
-    return isinstance(getattr(G, "synthesis", None), SynthesisNetwork)
 
 
 def loop_transform(translate: tuple[float, float], rotate: float, motion: str, t: float
@@ -50,15 +43,6 @@ def loop_transform(translate: tuple[float, float], rotate: float, motion: str, t
     if motion in ("rotate", "both"):
         rotate = rotate + 360.0 * t
     return (tx, ty), rotate
-
-
-def image_transform(translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> torch.Tensor:
-    """The image-space transform M [3, 3] float64 that input_transform(translate, rotate) inverts:
-    [[cos, sin, tx], [-sin, cos, ty], [0, 0, 1]] (stylegan3's gen_images.py `make_transform`), built
-    directly rather than by inverting the float32 buffer, so that shifts undo to float64 precision."""
-    a = math.radians(rotate)
-    c, s = math.cos(a), math.sin(a)
-    return torch.tensor([[c, s, translate[0]], [-s, c, translate[1]], [0.0, 0.0, 1.0]], dtype=torch.float64)
 
 
 def resample_affine(img: torch.Tensor, matrix: torch.Tensor, mode: str = "bicubic") -> torch.Tensor:
@@ -90,5 +74,4 @@ def untransform(img: torch.Tensor, translate: tuple[float, float], rotate: float
     return resample_affine(img, image_transform(translate, rotate))
 
 
-__all__ = ["EQ_MOTIONS", "EQ_RADIUS", "has_input_transform", "loop_transform", "image_transform",
-           "resample_affine", "untransform"]
+__all__ = ["EQ_MOTIONS", "EQ_RADIUS", "loop_transform", "resample_affine", "untransform"]

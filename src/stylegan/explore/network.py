@@ -14,7 +14,7 @@ import torch
 
 from ..io.remote import resolve_path
 from ..training.snapshot import list_snapshots
-from .equivariance import has_input_transform
+from ..models.stylegan3 import has_input_transform
 
 @dataclass(frozen=True)
 class NetworkSource:

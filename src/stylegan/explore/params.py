@@ -18,7 +18,8 @@ from typing import Mapping
 
 from ..synth.figures import style_indices
 from ..synth.sample import format_range, parse_range
-from .equivariance import EQ_MOTIONS, has_input_transform
+from ..models.stylegan3 import has_input_transform
+from .equivariance import EQ_MOTIONS
 from .errors import ParamError
 from .projection import ProjectionRequest
 

@@ -23,7 +23,8 @@ from ..nn import weight_cache
 from ..synth.figures import mix_ws, noise_std_map, render, seed_ws, std_map_to_uint8
 from ..synth.sample import class_labels, z_from_seeds
 from ..synth.video import interpolation_latents
-from .equivariance import has_input_transform, loop_transform, untransform
+from ..models.stylegan3 import has_input_transform
+from .equivariance import loop_transform, untransform
 from .errors import BadRequest, ParamError
 from .params import View
 

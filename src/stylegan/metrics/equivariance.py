@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -285,9 +285,9 @@ class EqConfig:
 
 def require_stylegan3(G: Any, name: str = "equivariance metrics") -> None:
     """MetricError unless G's synthesis network is StyleGAN3's (it takes an input transform)."""
-    from stylegan.models.stylegan3 import SynthesisNetwork
+    from stylegan.models.stylegan3 import has_input_transform
 
-    if not isinstance(getattr(G, "synthesis", None), SynthesisNetwork):
+    if not has_input_transform(G):
         version = getattr(getattr(G, "cfg", None), "version", None)
         what = f"a StyleGAN{'' if version == 1 else version} network" if version in (1, 2) else "this network"
         raise MetricError(f"{name} needs a StyleGAN3 network (its input transform moves the image); {what} has none.")

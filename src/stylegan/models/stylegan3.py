@@ -41,7 +41,7 @@ from ..ops.lowpass import design_lowpass_filter
 from .config import GeneratorConfig, StyleGAN3Options
 
 __all__ = ["InputSpec", "LayerSpec", "synthesis_schedule", "SynthesisInput", "SynthesisLayer", "SynthesisNetwork",
-           "input_transform"]
+           "input_transform", "image_transform", "has_input_transform"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -162,14 +162,27 @@ def synthesis_schedule(cfg: GeneratorConfig) -> tuple[InputSpec, list[LayerSpec]
     return spec_in, layers
 
 
-def input_transform(translate: Sequence[float] = (0.0, 0.0), rotate: float = 0.0) -> torch.Tensor:
-    """The `transform` buffer that shows the image translated by (tx, ty) (in units of the image
-    width, the visualizer's convention) and rotated by `rotate` degrees: the inverse of
-    [[cos, sin, tx], [-sin, cos, ty], [0, 0, 1]] (the input transform maps output to input). [3, 3]."""
+def image_transform(translate: Sequence[float] = (0.0, 0.0), rotate: float = 0.0) -> torch.Tensor:
+    """The image-space transform M [3, 3] float64 that translates by (tx, ty) (image widths about the
+    centre, the visualizer's convention) and rotates by `rotate` degrees: [[cos, sin, tx], [-sin, cos,
+    ty], [0, 0, 1]] (stylegan3's gen_images.py `make_transform`). The network shows content(M^-1 x)
+    at x; `input_transform` is M^-1."""
     a = math.radians(rotate)
     c, s = math.cos(a), math.sin(a)
-    m = np.array([[c, s, translate[0]], [-s, c, translate[1]], [0.0, 0.0, 1.0]])
-    return torch.as_tensor(np.linalg.inv(m), dtype=torch.float32)
+    return torch.tensor([[c, s, translate[0]], [-s, c, translate[1]], [0.0, 0.0, 1.0]], dtype=torch.float64)
+
+
+def input_transform(translate: Sequence[float] = (0.0, 0.0), rotate: float = 0.0) -> torch.Tensor:
+    """The `transform` buffer that shows the image translated by (tx, ty) and rotated by `rotate`
+    degrees: the inverse of `image_transform` (the input transform maps output to input). [3, 3]."""
+    return torch.as_tensor(np.linalg.inv(image_transform(translate, rotate).numpy()), dtype=torch.float32)
+
+
+def has_input_transform(G) -> bool:
+    """Whether G's images can be moved by an input transform: only a StyleGAN3 synthesis network has
+    one (its Fourier features are sampled at transformed coordinates); StyleGAN / StyleGAN2 start
+    from a learned constant pinned to the pixel grid."""
+    return isinstance(getattr(G, "synthesis", None), SynthesisNetwork)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Iterator, Literal, Optional, Union

@@ -119,13 +119,12 @@ def input_transform_scope(G, translate: Sequence[float] | None = None,
     """
     if translate is None and rotate is None:
         return contextlib.nullcontext()
-    from ..models.stylegan3 import SynthesisNetwork, input_transform
+    from ..models.stylegan3 import has_input_transform, input_transform
 
-    synthesis = getattr(G, "synthesis", None)
-    if not isinstance(synthesis, SynthesisNetwork):
+    if not has_input_transform(G):
         raise ValueError("--translate / --rotate apply to StyleGAN3 networks only (the transform of their "
                          "Fourier-feature input); this network has none")
-    return _buffer_scope(synthesis.input.transform, input_transform(translate or (0.0, 0.0), rotate or 0.0))
+    return _buffer_scope(G.synthesis.input.transform, input_transform(translate or (0.0, 0.0), rotate or 0.0))
 
 
 @contextlib.contextmanager

@@ -36,8 +36,7 @@ from ..io.images import make_grid, save_image, to_uint8
 from ..io.serialize import to_dict
 from ..nn.precision import precision_scope
 from ..nn.runtime import Runtime
-from .errors import (TrainingDataError, TrainingDiverged, TrainingInterrupted, TrainingIOError, TrainingSetupError,
-                     TrainingStopped)
+from .errors import TrainingDataError, TrainingDiverged, TrainingInterrupted, TrainingIOError, TrainingSetupError
 from .interrupt import StopRequests
 from .monitor import DivergenceMonitor, TickTiming, all_finite, cpu_memory_gb, tick_line, tick_record
 from .plan import RunPlan, run_record
