@@ -156,6 +156,8 @@ def test_fresh_labels_keep_every_other_weight(tmp_path, official_pkl):
 def test_fine_tuning_a_stylegan3_r_turns_the_d_blur_off_as_officially():
     """stylegan3's train.py sets blur_init_sigma 0 (and ada_kimg 100, no ema ramp-up) on --resume:
     the file's D was trained on sharp images, so a fine-tune does not blur them again."""
+    import dataclasses
+
     from stylegan.training.presets import DataShape, resolve_preset
     from stylegan.training.transfer import ForeignNetworks, transfer_config
 
@@ -165,4 +167,9 @@ def test_fine_tuning_a_stylegan3_r_turns_the_d_blur_off_as_officially():
     tuned, notes = transfer_config(cfg, file, resolution=64, channels=3, label_dim=0, cond=False, fresh_labels=False)
     assert (tuned.loss.blur_init_sigma, tuned.augment.speed_kimg, tuned.ema_rampup) == (0, 100, None)
     assert tuned.G == cfg.G and tuned.D == cfg.D and tuned.loss.r1_gamma == cfg.loss.r1_gamma
+    # The magnitude EMA's beta is this run's (stylegan3's train.py derives it from --batch), not the file's.
+    filed = ForeignNetworks("r.pkl", cfg.G.replace(v3=dataclasses.replace(cfg.G.v3, magnitude_ema_beta=0.999)),
+                            cfg.D, ("G",))
+    tuned, _ = transfer_config(cfg, filed, resolution=64, channels=3, label_dim=0, cond=False, fresh_labels=False)
+    assert tuned.G.v3.magnitude_ema_beta == cfg.G.v3.magnitude_ema_beta == 0.5 ** (32 / 20e3)
     assert any("ADA speed 100 kimg, no G_ema ramp-up, no D input blur" in n for n in notes)

@@ -75,6 +75,9 @@ def transfer_config(cfg: TrainingConfig, file: ForeignNetworks, *, resolution: i
                 f"the label embedding afresh (every other weight is kept)")
         notes.append(f"--fresh-labels: the label pathway of G and D starts afresh ({g.c_dim} -> {c_dim} classes)")
     G = g.replace(c_dim=c_dim)
+    if G.v3 is not None and cfg.G.v3 is not None and G.v3.magnitude_ema_beta != cfg.G.v3.magnitude_ema_beta:
+        # A training setting stored with the layers: stylegan3's train.py derives it from this run's --batch.
+        G = G.replace(v3=replace(G.v3, magnitude_ema_beta=cfg.G.v3.magnitude_ema_beta))
     if file.D is None:
         notes.append(f"{file.path} has no discriminator: D starts fresh (the preset's)")
         D = cfg.D.replace(c_dim=c_dim)
