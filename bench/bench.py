@@ -323,6 +323,16 @@ def bench_config(name, args, device, variants):
     return result
 
 
+def load_average() -> str:
+    """The 1 / 5 / 15-minute load averages as text, for a benchmark's header ("n/a" where the OS has none)."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
+def median_range(values: list[float]) -> str:
+    """A table cell of repeated timings: 'median [min-max]', one decimal."""
+    return f"{statistics.median(values):.1f} [{min(values):.1f}-{max(values):.1f}]"
+
+
 def markdown_header(threads: int, allocator: str) -> str:
     """The conditions every benchmark table in docs/performance.md carries."""
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)

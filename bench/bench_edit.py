@@ -28,7 +28,7 @@ import time
 import httpx
 import torch
 
-from bench import make_config  # bench/bench.py: the S32 / S64 / S256 networks
+from bench import load_average, make_config, median_range  # bench/bench.py: the S32 / S64 / S256 networks
 from stylegan import perf
 from stylegan.device import cpu_model
 from stylegan.explore import ExploreConfig, create_app
@@ -37,9 +37,6 @@ from stylegan.models import Generator
 
 EDIT = "0:1,1:-1,2:0.5,3:-0.5,4:1.5,5:-1.5,6:2,7:-1"  # eight sliders moved
 
-
-def load() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
 def measure(name: str, args, device: torch.device) -> dict:
@@ -78,9 +75,6 @@ def measure(name: str, args, device: torch.device) -> dict:
             "times": times, "sefa_ms": sefa_ms, "ganspace_s": ganspace_s}
 
 
-def cell(values: list[float]) -> str:
-    return f"{statistics.median(values):.1f} [{min(values):.1f}-{max(values):.1f}]"
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -96,23 +90,23 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     if device.type == "cpu":
         perf.retain_malloc()  # as `stylegan explore` does on CPU
-    load_start = load()
+    load_start = load_average()
     rows = [measure(name.strip(), args, device) for name in args.configs.split(",") if name.strip()]
     print(f"Explorer render with the edit off and on (8 SeFa components), one PNG, batch 1, {args.iters} "
           f"repetitions after {args.warmup} warm-up (median [min-max], ms)\n")
     print(f"- machine: {cpu_model()}, {os.cpu_count()} logical CPUs; device {device}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     print(f"- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; load average at start "
-          f"{load_start}, at end {load()}\n")
+          f"{load_start}, at end {load_average()}\n")
     print("| config | resolution | G params | render, edit off | render, edit on | edit cost (on - off) "
           "| round trip off | round trip on | SeFa on load | GANSpace |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         t = row["times"]
         cost = [a - b for a, b in zip(t["on"], t["off"])]
-        print(f"| {row['config']} | {row['resolution']} px | {row['params'] / 1e6:.2f} M | {cell(t['off'])} | "
-              f"{cell(t['on'])} | {statistics.median(cost):+.1f} [{min(cost):+.1f}..{max(cost):+.1f}] | "
-              f"{cell(t['off trip'])} | {cell(t['on trip'])} | {row['sefa_ms']:.0f} ms | "
+        print(f"| {row['config']} | {row['resolution']} px | {row['params'] / 1e6:.2f} M | {median_range(t['off'])} | "
+              f"{median_range(t['on'])} | {statistics.median(cost):+.1f} [{min(cost):+.1f}..{max(cost):+.1f}] | "
+              f"{median_range(t['off trip'])} | {median_range(t['on trip'])} | {row['sefa_ms']:.0f} ms | "
               f"{row['ganspace_s']:.1f} s ({args.ganspace:,} samples) |")
     return 0
 

@@ -30,7 +30,7 @@ import time
 import httpx
 import torch
 
-from bench import make_config  # bench/bench.py: the S32 / S64 / S256 networks
+from bench import load_average, make_config, median_range  # bench/bench.py: the S32 / S64 / S256 networks
 from stylegan import perf
 from stylegan.device import cpu_model
 from stylegan.explore import create_app
@@ -39,9 +39,6 @@ from stylegan.models import Generator
 from stylegan.nn import WeightCache, weight_cache
 from stylegan.synth.sample import z_from_seeds
 
-
-def load() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
 def measure(name: str, args, device: torch.device) -> dict:
@@ -78,9 +75,6 @@ def measure(name: str, args, device: torch.device) -> dict:
             "times": times}
 
 
-def cell(values: list[float]) -> str:
-    return f"{statistics.median(values):.1f} [{min(values):.1f}-{max(values):.1f}]"
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -96,7 +90,7 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     if device.type == "cpu":
         perf.retain_malloc()  # as `stylegan explore` does on CPU (via the CLI's device rule)
-    load_start = load()
+    load_start = load_average()
     rows = [measure(name.strip(), args, device) for name in args.configs.split(",") if name.strip()]
     alloc = perf.allocator_info()
     alloc = f"{alloc.get('allocator', '?')} ({alloc['mallopt']})" if alloc.get("mallopt") else alloc.get("allocator", alloc)
@@ -105,7 +99,7 @@ def main(argv=None) -> int:
     print(f"- machine: {cpu_model()}, {os.cpu_count()} logical CPUs; device {device}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; allocator: {alloc}")
     print(f"- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; load average at start "
-          f"{load_start}, at end {load()}\n")
+          f"{load_start}, at end {load_average()}\n")
     print("| config | resolution | G params | bare G(z) | server render | round trip | HTTP (trip - render) "
           "| overhead (trip / bare - 1) |")
     print("|---|---|---|---|---|---|---|---|")
@@ -113,8 +107,8 @@ def main(argv=None) -> int:
         t = row["times"]
         http = [a - b for a, b in zip(t["round trip"], t["server"])]
         overhead = [(a - b) / b * 100 for a, b in zip(t["round trip"], t["bare"])]  # paired per repetition
-        print(f"| {row['config']} | {row['resolution']} px | {row['params'] / 1e6:.2f} M | {cell(t['bare'])} | "
-              f"{cell(t['server'])} | {cell(t['round trip'])} | {cell(http)} | "
+        print(f"| {row['config']} | {row['resolution']} px | {row['params'] / 1e6:.2f} M | {median_range(t['bare'])} | "
+              f"{median_range(t['server'])} | {median_range(t['round trip'])} | {median_range(http)} | "
               f"{statistics.median(overhead):+.0f}% [{min(overhead):+.0f}..{max(overhead):+.0f}] |")
     return 0
 

@@ -39,14 +39,11 @@ from pathlib import Path
 import httpx
 import torch
 
-from bench import make_config  # bench/bench.py: the S32 / S64 / S256 networks
+from bench import load_average, make_config  # bench/bench.py: the S32 / S64 / S256 networks
 from stylegan import save_checkpoint
 from stylegan.device import cpu_model
 from stylegan.models import Generator
 
-
-def load_average() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
 @dataclass

@@ -13,7 +13,6 @@ average before and after, since a busy machine moves them.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -23,6 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from official_checkout import use_checkout  # noqa: E402 - makes NVIDIA's checkout importable
+
+from bench import load_average  # noqa: E402 - bench/bench.py
 
 
 def best_ms(fn, repeat: int) -> float:
@@ -36,7 +37,7 @@ def best_ms(fn, repeat: int) -> float:
 
 
 def load() -> str:
-    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+    return "load average " + load_average()
 
 
 def bench_op(config: str, res: int, repeat: int) -> None:
