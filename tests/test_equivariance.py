@@ -19,11 +19,11 @@ import stylegan.metrics.equivariance as E
 from stylegan.io.checkpoint import save_checkpoint
 from stylegan.metrics import MetricError, MetricOptions, compute_metric, get_metric
 from stylegan.models import Generator, GeneratorConfig, MappingConfig
-from stylegan.models.config import StyleGAN3Options
 from stylegan.models.stylegan3 import input_transform
 from stylegan.selftest.fixture import SG3_FIXTURES, load_fixture, sg3_fixture_generator
 
 from official_fixture import needs_fixture
+from sg3_helpers import tiny_sg3
 
 FIXTURE = Path(__file__).parent / "data" / "official_sg3_equivariance.npz"
 OP_TOL = 1e-5  # max abs, float32: the same arithmetic in another order
@@ -36,17 +36,6 @@ def fx():
     with np.load(FIXTURE) as data:
         tensors = {k: torch.from_numpy(data[k].copy()) for k in data.files}
     return tensors, json.loads(FIXTURE.with_suffix(".json").read_text())
-
-
-def tiny_sg3(seed=0, res=16):
-    torch.manual_seed(seed)
-    cfg = GeneratorConfig(z_dim=8, w_dim=8, img_resolution=res, img_channels=3, channel_base=128, channel_max=8,
-                          version=3, v3=StyleGAN3Options(num_layers=4, num_critical=1),
-                          mapping=MappingConfig(num_layers=2, w_avg_beta=0.998))
-    G = Generator(cfg).eval()
-    with torch.no_grad():
-        G.synthesis.input.affine.weight.normal_(0, 0.3)  # a w-dependent input transform
-    return G
 
 
 def tiny_sg2():

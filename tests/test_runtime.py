@@ -1,6 +1,7 @@
 """`stylegan.nn.Runtime`: the switches the context managers set, resolved once at a network's
 boundary and passed down explicitly; the same code paths as before, and no context variable read
 inside a forward."""
+import importlib
 import threading
 
 import pytest
@@ -17,6 +18,20 @@ MODULES_WITH_CONTEXT_VARS = {  # module -> the name of its ContextVar
     "stylegan.nn.weight_cache": "_CURRENT",
     "stylegan.nn.runtime": "_EAGER",
 }
+
+
+def remove_context_vars(monkeypatch) -> None:
+    """Replace every ContextVar the library has with one that fails when read, set or reset: what
+    runs afterwards must get its settings from an explicit Runtime."""
+
+    class Gone:
+        def get(self, *a):
+            raise AssertionError("a context variable was read inside a network forward")
+
+        set = reset = get
+
+    for module, name in MODULES_WITH_CONTEXT_VARS.items():
+        monkeypatch.setattr(importlib.import_module(module), name, Gone())
 
 
 def tiny_nets(res=16, c_dim=0, d_kw=(), **kw):
@@ -149,8 +164,6 @@ def test_explicit_runtime_equals_the_context_manager_and_picks_the_path(monkeypa
 
 
 def test_explicit_runtime_selects_the_reference_ops_in_the_discriminator(monkeypatch):
-    import importlib
-
     bias_act = importlib.import_module("stylegan.ops.bias_act")  # the package exports a function of that name
     filters = importlib.import_module("stylegan.ops.filters")
 
@@ -204,8 +217,6 @@ def forwards(G, D, rt, c=None):
 def test_no_context_variable_is_read_inside_a_network_forward(kind, monkeypatch):
     """With the runtime resolved beforehand, every forward (and its backward) runs with the context
     variables gone: no op, layer or block reads one."""
-    import importlib
-
     kw = {"v2": {}, "v2-resnet-cond": dict(architecture="resnet", c_dim=3, d_kw={"aux_classes": 3}),
           "v2-growing": dict(growing=True, architecture="orig", num_fp16_res=0),
           "v1": dict(version=1, architecture="orig", num_fp16_res=0)}[kind]
@@ -216,14 +227,7 @@ def test_no_context_variable_is_read_inside_a_network_forward(kind, monkeypatch)
     torch.manual_seed(1)
     expected = forwards(G, D, None, c)
 
-    class Gone:
-        def get(self, *a):
-            raise AssertionError("a context variable was read inside a network forward")
-
-        set = reset = get
-
-    for module, name in MODULES_WITH_CONTEXT_VARS.items():
-        monkeypatch.setattr(importlib.import_module(module), name, Gone())
+    remove_context_vars(monkeypatch)
     with pytest.raises(AssertionError, match="context variable"):
         Runtime.current()
     torch.manual_seed(1)

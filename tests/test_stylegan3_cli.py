@@ -11,9 +11,10 @@ from PIL import Image
 from stylegan.cli import generate, mix, video
 from stylegan.io.checkpoint import save_checkpoint
 from stylegan.models import Generator, GeneratorConfig, MappingConfig
-from stylegan.models.config import StyleGAN3Options
 from stylegan.synth.sample import generate as generate_images
 from stylegan.synth.sample import input_transform_scope
+
+from sg3_helpers import tiny_sg3
 
 
 def _save(path, G):
@@ -23,14 +24,7 @@ def _save(path, G):
 
 @pytest.fixture(scope="module")
 def sg3(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = GeneratorConfig(z_dim=8, w_dim=8, img_resolution=16, img_channels=3, channel_base=128, channel_max=8,
-                          version=3, v3=StyleGAN3Options(num_layers=4, num_critical=1),
-                          mapping=MappingConfig(num_layers=2, w_avg_beta=0.998))
-    G = Generator(cfg).eval()
-    with torch.no_grad():
-        G.synthesis.input.affine.weight.normal_(0, 0.3)
-    return _save(tmp_path_factory.mktemp("n") / "sg3.safetensors", G)
+    return _save(tmp_path_factory.mktemp("n") / "sg3.safetensors", tiny_sg3())
 
 
 @pytest.fixture(scope="module")

@@ -7,30 +7,22 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
 import stylegan.cli.metrics as metrics_cli
 import stylegan.cli.project as project_cli
 from stylegan.io.checkpoint import save_checkpoint
-from stylegan.models import Generator, GeneratorConfig, MappingConfig
-from stylegan.models.config import StyleGAN3Options
 
 from metrics_helpers import save_fake_detector
+from sg3_helpers import tiny_sg3
 
 pytestmark = pytest.mark.usefixtures("offline")
 
 
 @pytest.fixture
 def sg3(tmp_path):
-    torch.manual_seed(0)
-    cfg = GeneratorConfig(z_dim=8, w_dim=8, img_resolution=16, img_channels=3, channel_base=128, channel_max=8,
-                          version=3, v3=StyleGAN3Options(num_layers=4, num_critical=1),
-                          mapping=MappingConfig(num_layers=2, w_avg_beta=0.998))
-    G = Generator(cfg).eval()
-    with torch.no_grad():
-        G.synthesis.input.affine.weight.normal_(0, 0.3)
+    G = tiny_sg3()
     path = tmp_path / "sg3.safetensors"
     save_checkpoint(path, {"G_ema": G})
     return dict(path=str(path), G=G)
