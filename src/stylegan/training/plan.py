@@ -403,9 +403,8 @@ def plan_run(opts: RunOptions, *, cfg: Optional[TrainingConfig] = None, preset: 
                                                       label_dim=ds.label_dim, cond=cond,
                                                       fresh_labels=opts.fresh_labels)
                 resume_notes += transfer_notes
-            if overrides.aug is None:
-                overrides = dataclasses.replace(overrides, aug="ada")  # the official default
-                applied = dataclasses.replace(applied, aug="ada")
+            if applied.aug is None:
+                applied = dataclasses.replace(applied, aug="ada")  # the official default
         cfg = apply_overrides(cfg, applied)
     except ValueError as e:  # bad override values, unknown preset / pipeline / architecture
         raise TrainingSetupError(str(e)) from None
