@@ -13,8 +13,9 @@ from pathlib import Path
 import torch
 
 from ..io.remote import resolve_path
-from ..training.snapshot import list_snapshots
 from ..models.stylegan3 import has_input_transform
+from ..training.snapshot import list_snapshots
+
 
 @dataclass(frozen=True)
 class NetworkSource:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Mapping
 
+from ..models.stylegan3 import has_input_transform
 from ..synth.figures import style_indices
 from ..synth.sample import format_range, parse_range
-from ..models.stylegan3 import has_input_transform
 from .equivariance import EQ_MOTIONS
 from .errors import ParamError
 from .projection import ProjectionRequest

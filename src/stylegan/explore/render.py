@@ -18,12 +18,11 @@ import torch
 from PIL import Image
 
 from ..io.images import make_grid, pil_to_tensor, to_pil, to_uint8
-from ..models.stylegan3 import input_transform
+from ..models.stylegan3 import has_input_transform, input_transform
 from ..nn import weight_cache
 from ..synth.figures import mix_ws, noise_std_map, render, seed_ws, std_map_to_uint8
 from ..synth.sample import class_labels, z_from_seeds
 from ..synth.video import interpolation_latents
-from ..models.stylegan3 import has_input_transform
 from .equivariance import loop_transform, untransform
 from .errors import BadRequest, ParamError
 from .params import View
